@@ -1,0 +1,1 @@
+//! Call events and the call tracker (a pure state machine over them).

@@ -1,0 +1,272 @@
+//! Typed settings: `ringside.toml` overlaid by `RINGSIDE_*` environment variables.
+//!
+//! Everything is validated once, at start, so a typo in a URL or a region is
+//! reported with the key that holds it instead of surfacing later as a
+//! confusing runtime error.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The settings every part of Ringside reads.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database_url: String,
+    pub redis_url: Option<String>,
+    pub ami_url: Option<String>,
+    pub sip_bind: Option<String>,
+    pub http_bind: SocketAddr,
+    pub recordings_dir: PathBuf,
+    /// ISO 3166 region for numbers written without a country code (`RU`, `DE`, …).
+    pub default_region: String,
+    pub log_json: bool,
+    /// How long a bearer token stays valid.
+    pub token_ttl_hours: i64,
+    pub phones: PhoneSettings,
+}
+
+/// PBX quirks and the company's own numbers, used by caller-ID matching.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhoneSettings {
+    /// Rewrites applied to a raw number before it is parsed, in order.
+    #[serde(default)]
+    pub rewrite: Vec<RewriteRule>,
+    /// The company's own numbers (DIDs, trunks): never matched to customers.
+    #[serde(default)]
+    pub own_numbers: Vec<String>,
+    /// Numbers with at most this many digits are internal extensions (default 5).
+    #[serde(default)]
+    pub internal_max_digits: Option<usize>,
+}
+
+/// `pattern` is a regular expression over the raw number; `replace` may use `$1`….
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RewriteRule {
+    pub pattern: String,
+    pub replace: String,
+}
+
+/// The file format: every key optional, same names as the env variables without the prefix.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    database_url: Option<String>,
+    redis_url: Option<String>,
+    ami_url: Option<String>,
+    sip_bind: Option<String>,
+    http_bind: Option<String>,
+    recordings_dir: Option<PathBuf>,
+    default_region: Option<String>,
+    log_json: Option<bool>,
+    token_ttl_hours: Option<i64>,
+    #[serde(default)]
+    phones: PhoneSettings,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{key}: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        message: message.into(),
+    }
+}
+
+impl Config {
+    /// Reads `file` (or `./ringside.toml` when it exists), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_from(file, &env)
+    }
+
+    /// Same as [`Config::load`] with an explicit environment (testable).
+    pub fn load_from(file: Option<&Path>, env: &[(String, String)]) -> Result<Config, ConfigError> {
+        let default_path = Path::new("ringside.toml");
+        let env_path = lookup(env, "RINGSIDE_CONFIG").map(PathBuf::from);
+        let path = file
+            .map(Path::to_path_buf)
+            .or(env_path)
+            .or_else(|| default_path.exists().then(|| default_path.to_path_buf()));
+        let fc = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                toml::from_str::<FileConfig>(&text).map_err(|e| ConfigError::Parse {
+                    path,
+                    message: e.to_string(),
+                })?
+            }
+            None => FileConfig::default(),
+        };
+        let get = |key: &str, file: Option<String>| lookup(env, key).map(str::to_owned).or(file);
+
+        let database_url = get("RINGSIDE_DATABASE_URL", fc.database_url)
+            .unwrap_or_else(|| "sqlite://ringside.db".to_owned());
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "RINGSIDE_DATABASE_URL",
+                format!("`{database_url}` is neither sqlite://FILE nor postgres://…"),
+            ));
+        }
+        let redis_url = get("RINGSIDE_REDIS_URL", fc.redis_url).filter(|s| !s.is_empty());
+        if let Some(url) = &redis_url
+            && !(url.starts_with("redis://") || url.starts_with("rediss://"))
+        {
+            return Err(invalid(
+                "RINGSIDE_REDIS_URL",
+                format!("`{url}` must start with redis://"),
+            ));
+        }
+        let ami_url = get("RINGSIDE_AMI_URL", fc.ami_url).filter(|s| !s.is_empty());
+        if let Some(url) = &ami_url
+            && !url.starts_with("ami://")
+        {
+            return Err(invalid(
+                "RINGSIDE_AMI_URL",
+                format!("`{url}` must look like ami://user:secret@host:5038"),
+            ));
+        }
+        let sip_bind = get("RINGSIDE_SIP_BIND", fc.sip_bind).filter(|s| !s.is_empty());
+        let http_bind_raw =
+            get("RINGSIDE_HTTP_BIND", fc.http_bind).unwrap_or_else(|| "127.0.0.1:8080".to_owned());
+        let http_bind = http_bind_raw.parse().map_err(|_| {
+            invalid(
+                "RINGSIDE_HTTP_BIND",
+                format!("`{http_bind_raw}` is not an address like 127.0.0.1:8080"),
+            )
+        })?;
+        let recordings_dir = lookup(env, "RINGSIDE_RECORDINGS_DIR")
+            .map(PathBuf::from)
+            .or(fc.recordings_dir)
+            .unwrap_or_else(|| PathBuf::from("recordings"));
+        let default_region = get("RINGSIDE_DEFAULT_REGION", fc.default_region)
+            .unwrap_or_else(|| "RU".to_owned())
+            .to_ascii_uppercase();
+        if default_region.parse::<phonenumber::country::Id>().is_err() {
+            return Err(invalid(
+                "RINGSIDE_DEFAULT_REGION",
+                format!("`{default_region}` is not a two-letter region such as RU, UA or DE"),
+            ));
+        }
+        let log_json = match lookup(env, "RINGSIDE_LOG_JSON") {
+            Some(v) => parse_bool(v)
+                .ok_or_else(|| invalid("RINGSIDE_LOG_JSON", format!("`{v}` is not true/false")))?,
+            None => fc.log_json.unwrap_or(false),
+        };
+        let token_ttl_hours = match lookup(env, "RINGSIDE_TOKEN_TTL_HOURS") {
+            Some(v) => v.parse().map_err(|_| {
+                invalid("RINGSIDE_TOKEN_TTL_HOURS", format!("`{v}` is not a number"))
+            })?,
+            None => fc.token_ttl_hours.unwrap_or(12),
+        };
+        if !(1..=24 * 90).contains(&token_ttl_hours) {
+            return Err(invalid(
+                "RINGSIDE_TOKEN_TTL_HOURS",
+                "must be between 1 and 2160 hours",
+            ));
+        }
+        for rule in &fc.phones.rewrite {
+            if let Err(e) = regex::Regex::new(&rule.pattern) {
+                return Err(invalid(
+                    "phones.rewrite",
+                    format!("`{}`: {e}", rule.pattern),
+                ));
+            }
+        }
+        Ok(Config {
+            database_url,
+            redis_url,
+            ami_url,
+            sip_bind,
+            http_bind,
+            recordings_dir,
+            default_region,
+            log_json,
+            token_ttl_hours,
+            phones: fc.phones,
+        })
+    }
+}
+
+fn lookup<'a>(env: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    env.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_need_nothing() {
+        let c = Config::load_from(None, &env(&[])).unwrap();
+        assert_eq!(c.database_url, "sqlite://ringside.db");
+        assert_eq!(c.http_bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.default_region, "RU");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        for (k, v) in [
+            ("RINGSIDE_DATABASE_URL", "mysql://x"),
+            ("RINGSIDE_HTTP_BIND", "localhost"),
+            ("RINGSIDE_DEFAULT_REGION", "XX"),
+            ("RINGSIDE_AMI_URL", "tcp://h:5038"),
+            ("RINGSIDE_REDIS_URL", "h:6379"),
+        ] {
+            let err = Config::load_from(None, &env(&[(k, v)])).unwrap_err();
+            assert!(err.to_string().starts_with(k), "{err}");
+        }
+    }
+
+    #[test]
+    fn env_overrides_file_and_file_typos_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ringside.toml");
+        std::fs::write(
+            &path,
+            "http_bind = \"127.0.0.1:9000\"\ndefault_region = \"de\"\n",
+        )
+        .unwrap();
+        let c =
+            Config::load_from(Some(&path), &env(&[("RINGSIDE_HTTP_BIND", "0.0.0.0:1")])).unwrap();
+        assert_eq!(c.http_bind.to_string(), "0.0.0.0:1");
+        assert_eq!(c.default_region, "DE");
+        std::fs::write(&path, "htp_bind = \"x\"\n").unwrap();
+        let err = Config::load_from(Some(&path), &env(&[])).unwrap_err();
+        assert!(err.to_string().contains("htp_bind"), "{err}");
+    }
+}

@@ -1,0 +1,4 @@
+//! The CRM domain: contacts, companies, phones, leads, deals, activities, tasks.
+//! Plain types and rules; no SQL (that is `store/`) and no HTTP.
+
+pub mod phones;

@@ -1,0 +1,3 @@
+//! PBX adapters: turn protocol traffic into PBX-neutral call events.
+
+pub mod ami;
