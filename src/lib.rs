@@ -4,7 +4,14 @@
 //! outputs (push, activities, routing, stats). `crm` is the domain, `store`
 //! the only place with SQL, `http` the API.
 
+pub mod auth;
 pub mod calls;
 pub mod config;
 pub mod crm;
+pub mod demo;
+pub mod http;
+pub mod import;
+pub mod startup;
+pub mod store;
+pub mod telemetry;
 pub mod telephony;

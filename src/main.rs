@@ -1,1 +1,334 @@
-fn main() {}
+//! The `ringside` command line: serve, demo, migrate, backup, user, import.
+
+use std::io::{BufRead, IsTerminal};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use ringside::config::Config;
+use ringside::crm::phones::PhoneNormalizer;
+use ringside::store::users::{NewUser, ROLES, UserChanges};
+use ringside::{auth, demo, import, startup, telemetry};
+
+#[derive(Parser)]
+#[command(
+    name = "ringside",
+    version,
+    about = "Contact-center CRM: the caller's card on the agent's screen while the phone rings"
+)]
+struct Cli {
+    /// Settings file (default: ./ringside.toml when present). RINGSIDE_* variables override it.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service.
+    Serve,
+    /// Run the service with demo data (own SQLite file unless RINGSIDE_DATABASE_URL is set).
+    Demo,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Write a consistent copy of the SQLite database to FILE while it is in use.
+    Backup { file: PathBuf },
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Bulk imports.
+    #[command(subcommand)]
+    Import(ImportCommand),
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user. The password is read from standard input, or generated and printed.
+    Add {
+        #[arg(long)]
+        login: String,
+        #[arg(long)]
+        name: String,
+        /// agent | supervisor | manager | admin
+        #[arg(long)]
+        role: String,
+        /// Team name (created when missing).
+        #[arg(long)]
+        team: Option<String>,
+        /// Phone extension(s) that ring this user; repeat for several.
+        #[arg(long = "ext")]
+        extensions: Vec<String>,
+        /// en | ru | uk | de
+        #[arg(long, default_value = "en")]
+        locale: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users.
+    List,
+    /// Set a new password (read from standard input, or generated and printed).
+    Passwd {
+        login: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImportCommand {
+    /// Import contacts from a CSV file with a header row.
+    Contacts {
+        file: PathBuf,
+        /// Map a field to a column header, e.g. --map name="Full name" --map phone=Mobile.
+        /// Fields: name, company, phone, email, owner, tags, notes. Unmapped fields are guessed from headers.
+        #[arg(long = "map", value_parser = parse_mapping)]
+        map: Vec<(import::Field, String)>,
+        /// Column delimiter, e.g. ';'.
+        #[arg(long, default_value = ",")]
+        delimiter: char,
+    },
+}
+
+fn parse_mapping(s: &str) -> Result<(import::Field, String), String> {
+    let (f, h) = s.split_once('=').ok_or("expected FIELD=HEADER")?;
+    let field = import::Field::parse(f.trim()).ok_or_else(|| {
+        format!("unknown field `{f}`: use name, company, phone, email, owner, tags or notes")
+    })?;
+    Ok((field, h.to_owned()))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut config = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ringside: configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if matches!(cli.command, Command::Demo) && std::env::var_os("RINGSIDE_DATABASE_URL").is_none() {
+        config.database_url = "sqlite://ringside-demo.db".to_owned();
+    }
+    telemetry::init(config.log_json);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("ringside: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command, config)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("ringside: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Serve => {
+            startup::Server::build(config).await?.run().await?;
+        }
+        Command::Demo => {
+            let started = std::time::Instant::now();
+            let server = startup::Server::build(config).await?;
+            let db = server.state.db.clone();
+            let seeded = demo::seed(&db, &server.state.phones).await?;
+            let passwords = demo::reset_passwords(&db).await?;
+            let addr = server.local_addr()?;
+            println!(
+                "Ringside demo on http://{addr}  (ready in {} ms{})",
+                started.elapsed().as_millis(),
+                if seeded { ", demo data created" } else { "" }
+            );
+            println!("Demo users (passwords are new at every start):");
+            for (login, role, password) in passwords {
+                println!("  {login:<8} {role:<11} {password}");
+            }
+            println!(
+                "Log in: curl -s -X POST http://{addr}/api/v1/auth/login -H 'content-type: application/json' -d '{{\"login\":\"anna\",\"password\":\"…\"}}'"
+            );
+            server.run().await?;
+        }
+        Command::Migrate => {
+            startup::open_db(&config).await?;
+            println!("database is up to date: {}", config.database_url);
+        }
+        Command::Backup { file } => {
+            let db = startup::open_db(&config).await?;
+            db.backup_sqlite(&file).await?;
+            println!("backup written to {}", file.display());
+        }
+        Command::User(cmd) => return user_command(cmd, &config).await,
+        Command::Import(ImportCommand::Contacts {
+            file,
+            map,
+            delimiter,
+        }) => {
+            if !delimiter.is_ascii() {
+                anyhow::bail!("--delimiter must be a single ASCII character");
+            }
+            let db = startup::open_db(&config).await?;
+            let phones = PhoneNormalizer::new(&config.default_region)
+                .map_err(|e| anyhow::anyhow!("default region: {e}"))?;
+            let f = std::fs::File::open(&file)
+                .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", file.display()))?;
+            let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+            let bar = indicatif::ProgressBar::with_draw_target(
+                Some(len),
+                indicatif::ProgressDrawTarget::stderr(),
+            );
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({eta})",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            let started = std::time::Instant::now();
+            let opts = import::ImportOptions {
+                map,
+                delimiter: Some(delimiter as u8),
+                batch: 1000,
+            };
+            let reader = std::io::BufReader::with_capacity(256 * 1024, bar.wrap_read(f));
+            let report = import::import_contacts(&db, &phones, reader, &opts, |line, reason| {
+                bar.suspend(|| eprintln!("line {line}: {reason}"));
+            })
+            .await?;
+            bar.finish_and_clear();
+            let secs = started.elapsed().as_secs_f64();
+            println!(
+                "{} rows: {} contacts created, {} merged into existing contacts by phone, {} rejected ({:.1} s, {:.0} rows/s)",
+                report.rows,
+                report.created,
+                report.merged,
+                report.bad,
+                secs,
+                report.rows as f64 / secs.max(1e-9)
+            );
+            if report.bad > 0 && report.created + report.merged == 0 {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read_password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        let p = line.trim_end_matches(['\r', '\n']).to_owned();
+        auth::check_password_policy(&p)?;
+        Ok((p, false))
+    } else {
+        Ok((auth::random_password(), true))
+    }
+}
+
+async fn user_command(cmd: UserCommand, config: &Config) -> anyhow::Result<ExitCode> {
+    let db = startup::open_db(config).await?;
+    match cmd {
+        UserCommand::Add {
+            login,
+            name,
+            role,
+            team,
+            extensions,
+            locale,
+            password_stdin,
+        } => {
+            if !ROLES.contains(&role.as_str()) {
+                anyhow::bail!("--role must be one of {}", ROLES.join(", "));
+            }
+            let team_id = match team {
+                Some(t) => match db.teams().await?.into_iter().find(|x| x.name == t) {
+                    Some(x) => Some(x.id),
+                    None => Some(db.create_team(&t).await?.id),
+                },
+                None => None,
+            };
+            let (password, generated) = read_password(password_stdin)?;
+            let hash = auth::hash_password(&password);
+            let user = db
+                .create_user(NewUser {
+                    login: &login,
+                    name: &name,
+                    role: &role,
+                    team_id,
+                    locale: &locale,
+                    password_hash: &hash,
+                    extensions: &extensions,
+                })
+                .await?;
+            db.audit(
+                None,
+                "user.create",
+                &format!("{} ({}) from the command line", user.login, user.role),
+                None,
+            )
+            .await?;
+            println!(
+                "user {} ({}) created, id {}",
+                user.login, user.role, user.id
+            );
+            if generated {
+                println!("password: {password}");
+                if !std::io::stdout().is_terminal() {
+                    eprintln!("note: the generated password was written to standard output");
+                }
+            }
+        }
+        UserCommand::List => {
+            println!(
+                "{:<5} {:<16} {:<11} {:<6} {:<12} name",
+                "id", "login", "role", "active", "extensions"
+            );
+            for u in db.users().await? {
+                println!(
+                    "{:<5} {:<16} {:<11} {:<6} {:<12} {}",
+                    u.id,
+                    u.login,
+                    u.role,
+                    if u.active != 0 { "yes" } else { "no" },
+                    u.extensions.join(","),
+                    u.name
+                );
+            }
+        }
+        UserCommand::Passwd {
+            login,
+            password_stdin,
+        } => {
+            let id = db
+                .user_id_by_login(&login)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no user with login `{login}`"))?;
+            let (password, generated) = read_password(password_stdin)?;
+            db.update_user(
+                id,
+                UserChanges {
+                    password_hash: Some(auth::hash_password(&password)),
+                    ..Default::default()
+                },
+            )
+            .await?;
+            db.audit(
+                None,
+                "user.passwd",
+                &format!("{login} from the command line"),
+                None,
+            )
+            .await?;
+            println!("password of {login} changed; their sessions were ended");
+            if generated {
+                println!("password: {password}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

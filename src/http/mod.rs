@@ -1,0 +1,184 @@
+//! The HTTP API under `/api/v1`: one router per resource, one state, one
+//! error shape, and the OpenAPI document generated from the same routes.
+
+pub mod activities;
+pub mod auth;
+pub mod companies;
+pub mod contacts;
+pub mod deals;
+pub mod error;
+pub mod extract;
+pub mod leads;
+pub mod ops;
+pub mod tasks;
+pub mod users;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::auth::LoginLimiter;
+use crate::config::Config;
+use crate::crm::phones::PhoneNormalizer;
+use crate::store::Db;
+use error::ApiError;
+
+/// Largest request body accepted by the JSON API.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// Everything a handler may need; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub config: Arc<Config>,
+    pub phones: Arc<PhoneNormalizer>,
+    pub limiter: Arc<LoginLimiter>,
+    pub metrics: Arc<ops::Metrics>,
+}
+
+impl AppState {
+    pub fn new(db: Db, config: Config) -> anyhow::Result<Self> {
+        let phones = PhoneNormalizer::new(&config.default_region)
+            .map_err(|e| anyhow::anyhow!("default region: {e}"))?;
+        Ok(Self {
+            db,
+            config: Arc::new(config),
+            phones: Arc::new(phones),
+            limiter: Arc::new(LoginLimiter::new(Duration::from_secs(15 * 60), 5, 30)),
+            metrics: Arc::new(ops::Metrics::default()),
+        })
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Ringside API",
+        description = "Contact-center CRM: contacts, leads, deals, timeline, tasks. \
+                       Every call except login takes `Authorization: Bearer <token>`."
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    components(schemas(error::ErrorBody, error::ErrorDetail))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        if let Some(c) = openapi.components.as_mut() {
+            c.add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+        }
+    }
+}
+
+/// The API router and its OpenAPI document, built from the same route list.
+pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(auth::router())
+        .merge(users::router())
+        .merge(companies::router())
+        .merge(contacts::router())
+        .merge(leads::router())
+        .merge(deals::router())
+        .merge(activities::router())
+        .merge(tasks::router())
+        .split_for_parts()
+}
+
+/// The whole application: API, OpenAPI document, health and metrics.
+pub fn app(state: AppState) -> Router {
+    let (api, doc) = api();
+    let doc = Arc::new(doc);
+    Router::new()
+        .merge(api)
+        .route(
+            "/api/v1/openapi.json",
+            axum::routing::get(move || {
+                let doc = doc.clone();
+                async move { axum::Json(doc.as_ref().clone()) }
+            }),
+        )
+        .merge(ops::router())
+        .fallback(|| async { ApiError::not_found("route") })
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn(refuse_oversized))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ))
+        .with_state(state)
+}
+
+async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    state.metrics.count_status(resp.status().as_u16());
+    resp
+}
+
+/// Answers 413 from the declared length alone, without waiting for the body.
+async fn refuse_oversized(req: Request, next: Next) -> Response {
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return ApiError::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body is larger than {} KiB", MAX_BODY / 1024),
+        )
+        .into_response();
+    }
+    next.run(req).await
+}
+
+/// Parses an RFC 3339 time from the API into unix milliseconds.
+pub fn parse_time(field: &str, value: &str) -> Result<i64, ApiError> {
+    chrono::DateTime::parse_from_rfc3339(value)
+        .map(|t| t.timestamp_millis())
+        .map_err(|_| {
+            ApiError::bad_request(format!(
+                "{field}: `{value}` is not a time like 2026-11-23T15:00:00Z"
+            ))
+        })
+}
+
+/// Trims `value` and checks it is between 1 and `max` characters.
+pub fn required_text(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Err(ApiError::bad_request(format!("{field} must not be empty")));
+    }
+    optional_text(field, v, max).map(|s| s.to_owned())
+}
+
+/// Checks the length limit and rejects control characters.
+pub fn optional_text<'a>(field: &str, value: &'a str, max: usize) -> Result<&'a str, ApiError> {
+    if value.chars().count() > max {
+        return Err(ApiError::bad_request(format!(
+            "{field} is longer than {max} characters"
+        )));
+    }
+    if value
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r')
+    {
+        return Err(ApiError::bad_request(format!(
+            "{field} contains control characters"
+        )));
+    }
+    Ok(value)
+}

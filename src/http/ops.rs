@@ -1,0 +1,89 @@
+//! Health and Prometheus metrics for operators.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+
+use super::AppState;
+
+#[derive(Default, Debug)]
+pub struct Metrics {
+    /// Responses by status class: 1xx..5xx.
+    pub responses: [AtomicU64; 5],
+    pub logins_ok: AtomicU64,
+    pub logins_failed: AtomicU64,
+    pub logins_blocked: AtomicU64,
+}
+
+impl Metrics {
+    pub fn count_status(&self, status: u16) {
+        let class = (status / 100).clamp(1, 5) as usize - 1;
+        self.responses[class].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+}
+
+async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
+    match sqlx::query_scalar::<_, i64>("SELECT 1")
+        .fetch_one(&state.db.pool)
+        .await
+    {
+        Ok(_) => (
+            StatusCode::OK,
+            axum::Json(serde_json::json!({"status": "ok", "database": "ok"})),
+        ),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({"status": "degraded", "database": e.to_string()})),
+        ),
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let m = &state.metrics;
+    let mut out = String::new();
+    out.push_str("# HELP ringside_http_responses_total HTTP responses by status class.\n");
+    out.push_str("# TYPE ringside_http_responses_total counter\n");
+    for (i, c) in m.responses.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "ringside_http_responses_total{{class=\"{}xx\"}} {}",
+            i + 1,
+            c.load(Ordering::Relaxed)
+        );
+    }
+    out.push_str("# HELP ringside_logins_total Login attempts by outcome.\n");
+    out.push_str("# TYPE ringside_logins_total counter\n");
+    for (outcome, c) in [
+        ("ok", &m.logins_ok),
+        ("failed", &m.logins_failed),
+        ("blocked", &m.logins_blocked),
+    ] {
+        let _ = writeln!(
+            out,
+            "ringside_logins_total{{outcome=\"{outcome}\"}} {}",
+            c.load(Ordering::Relaxed)
+        );
+    }
+    let pool = &state.db.pool;
+    out.push_str("# HELP ringside_db_connections Open database connections.\n");
+    out.push_str("# TYPE ringside_db_connections gauge\n");
+    let _ = writeln!(out, "ringside_db_connections {}", pool.size());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+}

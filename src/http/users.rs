@@ -1,0 +1,262 @@
+//! Users, teams and the audit log. Only admins change accounts.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::error::{ApiError, ApiResult};
+use super::extract::{AuthUser, ClientAddr, Json, Path, Query};
+use super::{AppState, required_text};
+use crate::store::audit::AuditEntry;
+use crate::store::users::{LOCALES, NewUser, ROLES, Team, User, UserChanges};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_users, create_user))
+        .routes(routes!(get_user, update_user))
+        .routes(routes!(list_teams, create_team))
+        .routes(routes!(audit_log))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserInput {
+    pub login: String,
+    pub name: String,
+    /// agent | supervisor | manager | admin
+    pub role: String,
+    pub password: String,
+    pub team_id: Option<i64>,
+    #[serde(default)]
+    pub extensions: Vec<String>,
+    /// en | ru | uk | de (default en)
+    pub locale: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserUpdate {
+    pub name: Option<String>,
+    pub role: Option<String>,
+    /// `null` removes the user from their team.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<i64>)]
+    pub team_id: Option<Option<i64>>,
+    pub extensions: Option<Vec<String>>,
+    pub locale: Option<String>,
+    pub active: Option<bool>,
+    pub password: Option<String>,
+}
+
+/// Distinguishes an absent field from an explicit `null`.
+pub fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+pub fn check_role(role: &str) -> Result<(), ApiError> {
+    if ROLES.contains(&role) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "role must be one of {}",
+            ROLES.join(", ")
+        )))
+    }
+}
+
+fn check_locale(locale: &str) -> Result<(), ApiError> {
+    if LOCALES.contains(&locale) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "locale must be one of {}",
+            LOCALES.join(", ")
+        )))
+    }
+}
+
+pub fn check_extensions(exts: &[String]) -> Result<(), ApiError> {
+    for e in exts {
+        if e.is_empty()
+            || e.len() > 32
+            || !e
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(ApiError::bad_request(format!(
+                "extension `{}` must be 1–32 letters, digits, - or _",
+                e.chars().take(40).collect::<String>()
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn check_login(login: &str) -> Result<(), ApiError> {
+    if login.is_empty()
+        || login.len() > 64
+        || !login
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c))
+    {
+        return Err(ApiError::bad_request(
+            "login must be 1–64 letters, digits, . _ - or @",
+        ));
+    }
+    Ok(())
+}
+
+/// Every user (names, roles, extensions; never password hashes).
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", responses((status = 200, body = Vec<User>)))]
+async fn list_users(State(state): State<AppState>, _user: AuthUser) -> ApiResult<Json<Vec<User>>> {
+    Ok(Json(state.db.users().await?))
+}
+
+/// Creates a user (admins only).
+#[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = UserInput,
+    responses((status = 201, body = User), (status = 403, body = super::error::ErrorBody)))]
+async fn create_user(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ClientAddr(addr): ClientAddr,
+    Json(req): Json<UserInput>,
+) -> ApiResult<(StatusCode, Json<User>)> {
+    user.require_admin()?;
+    check_login(&req.login)?;
+    let name = required_text("name", &req.name, 200)?;
+    check_role(&req.role)?;
+    check_extensions(&req.extensions)?;
+    let locale = req.locale.unwrap_or_else(|| "en".to_owned());
+    check_locale(&locale)?;
+    crate::auth::check_password_policy(&req.password)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let hash = super::auth::hash_blocking(req.password).await;
+    let created = state
+        .db
+        .create_user(NewUser {
+            login: &req.login,
+            name: &name,
+            role: &req.role,
+            team_id: req.team_id,
+            locale: &locale,
+            password_hash: &hash,
+            extensions: &req.extensions,
+        })
+        .await?;
+    state
+        .db
+        .audit(
+            Some(user.id()),
+            "user.create",
+            &format!("{} ({})", created.login, created.role),
+            Some(&addr),
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", responses((status = 200, body = User)))]
+async fn get_user(
+    State(state): State<AppState>,
+    _user: AuthUser,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<User>> {
+    Ok(Json(state.db.user(id).await?))
+}
+
+/// Changes a user's name, role, team, extensions, locale, password or deactivates them (admins only).
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", request_body = UserUpdate,
+    responses((status = 200, body = User)))]
+async fn update_user(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ClientAddr(addr): ClientAddr,
+    Path(id): Path<i64>,
+    Json(req): Json<UserUpdate>,
+) -> ApiResult<Json<User>> {
+    user.require_admin()?;
+    let mut c = UserChanges::default();
+    if let Some(n) = req.name {
+        c.name = Some(required_text("name", &n, 200)?);
+    }
+    if let Some(r) = req.role {
+        check_role(&r)?;
+        c.role = Some(r);
+    }
+    c.team_id = req.team_id;
+    if let Some(e) = req.extensions {
+        check_extensions(&e)?;
+        c.extensions = Some(e);
+    }
+    if let Some(l) = req.locale {
+        check_locale(&l)?;
+        c.locale = Some(l);
+    }
+    c.active = req.active;
+    if let Some(p) = req.password {
+        crate::auth::check_password_policy(&p).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        c.password_hash = Some(super::auth::hash_blocking(p).await);
+    }
+    let updated = state.db.update_user(id, c).await?;
+    state
+        .db
+        .audit(Some(user.id()), "user.update", &updated.login, Some(&addr))
+        .await?;
+    Ok(Json(updated))
+}
+
+#[utoipa::path(get, path = "/api/v1/teams", tag = "users", responses((status = 200, body = Vec<Team>)))]
+async fn list_teams(State(state): State<AppState>, _user: AuthUser) -> ApiResult<Json<Vec<Team>>> {
+    Ok(Json(state.db.teams().await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TeamInput {
+    pub name: String,
+}
+
+/// Creates a team (admins only).
+#[utoipa::path(post, path = "/api/v1/teams", tag = "users", request_body = TeamInput,
+    responses((status = 201, body = Team)))]
+async fn create_team(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Json(req): Json<TeamInput>,
+) -> ApiResult<(StatusCode, Json<Team>)> {
+    user.require_admin()?;
+    let name = required_text("name", &req.name, 100)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(state.db.create_team(&name).await?),
+    ))
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct AuditQuery {
+    pub limit: Option<i64>,
+}
+
+/// The newest audit entries: exports, account changes (admins only).
+#[utoipa::path(get, path = "/api/v1/audit", tag = "users", params(AuditQuery),
+    responses((status = 200, body = Vec<AuditEntry>)))]
+async fn audit_log(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Query(q): Query<AuditQuery>,
+) -> ApiResult<Json<Vec<AuditEntry>>> {
+    user.require_admin()?;
+    Ok(Json(
+        state
+            .db
+            .audit_entries(q.limit.unwrap_or(100).clamp(1, 1000))
+            .await?,
+    ))
+}

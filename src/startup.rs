@@ -1,0 +1,73 @@
+//! Starting the service: open and migrate the database, bind the HTTP port,
+//! serve until Ctrl-C or SIGTERM.
+
+use std::net::SocketAddr;
+
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::http::{AppState, app};
+use crate::store::Db;
+
+/// Opens the database and applies pending migrations.
+pub async fn open_db(config: &Config) -> anyhow::Result<Db> {
+    let db = Db::connect(&config.database_url).await?;
+    db.migrate().await?;
+    Ok(db)
+}
+
+/// A bound, ready-to-serve instance.
+pub struct Server {
+    pub state: AppState,
+    pub listener: TcpListener,
+}
+
+impl Server {
+    pub async fn build(config: Config) -> anyhow::Result<Server> {
+        let db = open_db(&config).await?;
+        let listener = TcpListener::bind(config.http_bind)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.http_bind))?;
+        let state = AppState::new(db, config)?;
+        Ok(Server { state, listener })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub async fn run(self) -> anyhow::Result<()> {
+        let addr = self.local_addr()?;
+        let router = app(self.state);
+        tracing::info!(%addr, "ringside ready: http://{addr}");
+        axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+        tracing::info!("ringside stopped");
+        Ok(())
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,280 @@
+//! Users, teams, their phone extensions and login sessions.
+
+use serde::Serialize;
+use sqlx::FromRow;
+use utoipa::ToSchema;
+
+use super::{Db, Result, StoreError, now_ms};
+
+#[derive(Debug, Clone, Serialize, FromRow, ToSchema)]
+pub struct User {
+    pub id: i64,
+    pub login: String,
+    pub name: String,
+    /// agent | supervisor | manager | admin
+    pub role: String,
+    pub team_id: Option<i64>,
+    pub locale: String,
+    #[serde(serialize_with = "crate::store::ser_flag")]
+    #[schema(value_type = bool)]
+    pub active: i64,
+    /// Extensions on the phone system that ring this user.
+    #[sqlx(skip)]
+    pub extensions: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, FromRow, ToSchema)]
+pub struct Team {
+    pub id: i64,
+    pub name: String,
+}
+
+pub const ROLES: [&str; 4] = ["agent", "supervisor", "manager", "admin"];
+pub const LOCALES: [&str; 4] = ["en", "ru", "uk", "de"];
+
+pub struct NewUser<'a> {
+    pub login: &'a str,
+    pub name: &'a str,
+    pub role: &'a str,
+    pub team_id: Option<i64>,
+    pub locale: &'a str,
+    pub password_hash: &'a str,
+    pub extensions: &'a [String],
+}
+
+#[derive(Default)]
+pub struct UserChanges {
+    pub name: Option<String>,
+    pub role: Option<String>,
+    pub team_id: Option<Option<i64>>,
+    pub locale: Option<String>,
+    pub active: Option<bool>,
+    pub password_hash: Option<String>,
+    pub extensions: Option<Vec<String>>,
+}
+
+const USER_COLS: &str = "id, login, name, role, team_id, locale, active";
+
+impl Db {
+    pub async fn create_user(&self, u: NewUser<'_>) -> Result<User> {
+        let mut tx = self.pool.begin().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO users (login, name, role, team_id, locale, password_hash, active, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, 1, $7) RETURNING id",
+        )
+        .bind(u.login)
+        .bind(u.name)
+        .bind(u.role)
+        .bind(u.team_id)
+        .bind(u.locale)
+        .bind(u.password_hash)
+        .bind(now_ms())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| StoreError::from_write(e, "a user with this login"))?;
+        for ext in u.extensions {
+            sqlx::query("INSERT INTO user_extensions (extension, user_id) VALUES ($1, $2)")
+                .bind(ext)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| StoreError::from_write(e, &format!("extension {ext}")))?;
+        }
+        tx.commit().await?;
+        self.user(id).await
+    }
+
+    pub async fn user(&self, id: i64) -> Result<User> {
+        let mut user: User =
+            sqlx::query_as(&format!("SELECT {USER_COLS} FROM users WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+        user.extensions = self.extensions_of(id).await?;
+        Ok(user)
+    }
+
+    async fn extensions_of(&self, id: i64) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT extension FROM user_extensions WHERE user_id = $1 ORDER BY extension",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The user and password hash for a login, when the account is active.
+    pub async fn credentials(&self, login: &str) -> Result<Option<(i64, String)>> {
+        Ok(
+            sqlx::query_as("SELECT id, password_hash FROM users WHERE login = $1 AND active = 1")
+                .bind(login)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    pub async fn users(&self) -> Result<Vec<User>> {
+        let mut users: Vec<User> =
+            sqlx::query_as(&format!("SELECT {USER_COLS} FROM users ORDER BY id"))
+                .fetch_all(&self.pool)
+                .await?;
+        let exts: Vec<(String, i64)> =
+            sqlx::query_as("SELECT extension, user_id FROM user_extensions ORDER BY extension")
+                .fetch_all(&self.pool)
+                .await?;
+        for (ext, uid) in exts {
+            if let Some(u) = users.iter_mut().find(|u| u.id == uid) {
+                u.extensions.push(ext);
+            }
+        }
+        Ok(users)
+    }
+
+    pub async fn update_user(&self, id: i64, c: UserChanges) -> Result<User> {
+        let mut tx = self.pool.begin().await?;
+        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        exists.ok_or(StoreError::NotFound)?;
+        if let Some(v) = c.name {
+            sqlx::query("UPDATE users SET name = $1 WHERE id = $2")
+                .bind(v)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(v) = c.role {
+            sqlx::query("UPDATE users SET role = $1 WHERE id = $2")
+                .bind(v)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(v) = c.team_id {
+            sqlx::query("UPDATE users SET team_id = $1 WHERE id = $2")
+                .bind(v)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| StoreError::from_write(e, "team"))?;
+        }
+        if let Some(v) = c.locale {
+            sqlx::query("UPDATE users SET locale = $1 WHERE id = $2")
+                .bind(v)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(v) = c.active {
+            sqlx::query("UPDATE users SET active = $1 WHERE id = $2")
+                .bind(v as i64)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            if !v {
+                sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        if let Some(v) = c.password_hash {
+            sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+                .bind(v)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(exts) = c.extensions {
+            sqlx::query("DELETE FROM user_extensions WHERE user_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            for ext in &exts {
+                sqlx::query("INSERT INTO user_extensions (extension, user_id) VALUES ($1, $2)")
+                    .bind(ext)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| StoreError::from_write(e, &format!("extension {ext}")))?;
+            }
+        }
+        tx.commit().await?;
+        self.user(id).await
+    }
+
+    pub async fn user_id_by_login(&self, login: &str) -> Result<Option<i64>> {
+        Ok(sqlx::query_scalar("SELECT id FROM users WHERE login = $1")
+            .bind(login)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    pub async fn create_team(&self, name: &str) -> Result<Team> {
+        let id: i64 =
+            sqlx::query_scalar("INSERT INTO teams (name, created_at) VALUES ($1, $2) RETURNING id")
+                .bind(name)
+                .bind(now_ms())
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|e| StoreError::from_write(e, "a team with this name"))?;
+        Ok(Team {
+            id,
+            name: name.to_owned(),
+        })
+    }
+
+    pub async fn teams(&self) -> Result<Vec<Team>> {
+        Ok(sqlx::query_as("SELECT id, name FROM teams ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    pub async fn create_session(&self, token_hash: &str, user_id: i64, ttl_ms: i64) -> Result<i64> {
+        let now = now_ms();
+        sqlx::query("DELETE FROM sessions WHERE expires_at < $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query(
+            "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(token_hash)
+        .bind(user_id)
+        .bind(now)
+        .bind(now + ttl_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(now + ttl_ms)
+    }
+
+    /// The active user holding an unexpired session with this token hash.
+    pub async fn session_user(&self, token_hash: &str) -> Result<Option<User>> {
+        let id: Option<i64> = sqlx::query_scalar(
+            "SELECT s.user_id FROM sessions s JOIN users u ON u.id = s.user_id \
+             WHERE s.token_hash = $1 AND s.expires_at > $2 AND u.active = 1",
+        )
+        .bind(token_hash)
+        .bind(now_ms())
+        .fetch_optional(&self.pool)
+        .await?;
+        match id {
+            Some(id) => Ok(Some(self.user(id).await?)),
+            None => Ok(None),
+        }
+    }
+
+    pub async fn delete_session(&self, token_hash: &str) -> Result<()> {
+        sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
