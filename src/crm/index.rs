@@ -613,3 +613,105 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::config::PhoneSettings;
+    use crate::crm::phones::PhoneNormalizer;
+    use proptest::prelude::*;
+
+    /// Plausible national significant numbers per region; the library decides
+    /// which are valid.
+    fn number() -> impl Strategy<Value = (&'static str, &'static str, String)> {
+        prop_oneof![
+            ("9[0-9]{9}|495[0-9]{7}|812[0-9]{7}|800[0-9]{7}").prop_map(|n| ("RU", "7", n)),
+            ("(50|63|66|67|68|73|93|95|96|97|98|99)[0-9]{7}|44[0-9]{7}")
+                .prop_map(|n| ("UA", "380", n)),
+            ("30[0-9]{5,8}|1[5-7][0-9]{8,9}|89[0-9]{6,8}|40[0-9]{6,8}|221[0-9]{5,8}")
+                .prop_map(|n| ("DE", "49", n)),
+            ("[2-9][0-8][0-9][2-9][0-9]{6}").prop_map(|n| ("US", "1", n)),
+            ("(416|604|514)[2-9][0-9]{6}").prop_map(|n| ("CA", "1", n)),
+            ("20[0-9]{8}|7[1-9][0-9]{8}|161[0-9]{7}").prop_map(|n| ("GB", "44", n)),
+        ]
+    }
+
+    fn matcher(region: &str) -> Matcher {
+        Matcher::new(region, &PhoneSettings::default()).unwrap()
+    }
+
+    /// What the library alone says: the reference the fast path must match.
+    fn slow_lookup(index: &CallerIndex, raw: &str, m: &Matcher) -> Lookup {
+        match m.classify(raw) {
+            Caller::Customer(e) => index.lookup(&e),
+            other => CallerIndex::no_card(other),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1500))]
+
+        /// Any valid number, written in any of the library's formats, finds
+        /// its card: national format in its own region, the others from any
+        /// region.
+        #[test]
+        fn every_library_format_finds_the_card(
+            (region, cc, nsn) in number(),
+            elsewhere in prop::sample::select(&["RU", "UA", "DE", "US", "GB"][..]),
+        ) {
+            let parsed = phonenumber::parse(None, format!("+{cc}{nsn}")).unwrap();
+            prop_assume!(phonenumber::is_valid(&parsed));
+            let e164 = PhoneNormalizer::new(region).unwrap().normalize(&format!("+{cc}{nsn}")).unwrap();
+            let index = CallerIndex::build([
+                (e164.clone(), Party::Contact(1)),
+                (PhoneNormalizer::new("RU").unwrap().normalize("+74951234567").unwrap(), Party::Contact(2)),
+            ]).unwrap();
+            let home = matcher(region);
+            let away = matcher(elsewhere);
+            use phonenumber::Mode;
+            for mode in [Mode::E164, Mode::International, Mode::National, Mode::Rfc3966] {
+                let text = parsed.format().mode(mode).to_string();
+                let want = if e164.as_str() == "+74951234567" { 2 } else { 1 };
+                prop_assert_eq!(index.lookup_raw(&text, &home), Lookup::Exact(Party::Contact(want)), "{} in {}", text, region);
+                if mode != Mode::National {
+                    prop_assert_eq!(index.lookup_raw(&text, &away), Lookup::Exact(Party::Contact(want)), "{} in {}", text, elsewhere);
+                }
+            }
+        }
+
+        /// Whatever arrives, the answer is the library's answer, and input
+        /// that cannot be a number is refused with a reason.
+        #[test]
+        fn arbitrary_input_is_answered_like_the_library_would(
+            region in prop::sample::select(&["RU", "UA", "DE", "US", "GB"][..]),
+            raw in prop_oneof![
+                any::<String>(),
+                "[0-9 +()-]{0,30}",
+                "(\\+|00|8|0)?[1-9][0-9]{6,12}",
+                "[0-9]{150,250}",
+                "[a-zA-Z]{1,20}",
+                "[٠-٩]{5,15}|[０-９]{5,15}|[०-९]{5,15}",
+                "[0-9]{2,6}[\\x00-\\x08\\x0b\\x0e-\\x1f\\x7f][0-9]{2,6}",
+            ],
+        ) {
+            let m = matcher(region);
+            let index = CallerIndex::build(
+                ["+79161234567", "+380501234567", "+4930123456", "+12125551234", "+442071234567"]
+                    .map(|s| (PhoneNormalizer::new("RU").unwrap().normalize(s).unwrap(), Party::Contact(1))),
+            ).unwrap();
+            let got = index.lookup_raw(&raw, &m);
+            prop_assert_eq!(&got, &slow_lookup(&index, &raw, &m));
+            let digits = raw.chars().filter(char::is_ascii_digit).count();
+            let refused = digits > 30
+                || raw.chars().any(|c| c.is_numeric() && !c.is_ascii_digit())
+                || raw.trim().chars().any(char::is_control)
+                || (raw.chars().all(|c| c.is_ascii_alphabetic()) && Withheld::from_raw(&raw).is_none() && !raw.is_empty());
+            if refused {
+                match &got {
+                    Lookup::None { reason: NoMatch::NotANumber(err) } => prop_assert!(!err.to_string().is_empty()),
+                    other => prop_assert!(false, "{:?} gave {:?}", raw, other),
+                }
+            }
+        }
+    }
+}

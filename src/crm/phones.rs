@@ -379,7 +379,12 @@ impl PhoneNormalizer {
                     Some(n) => {
                         if digits.len() == n + 1 && digits[0] == plan.national_prefix {
                             with_cc(&digits[1..])
-                        } else if digits.len() == n && digits[0] != plan.national_prefix {
+                        } else if digits.len() == n
+                            && digits[0] != plan.national_prefix
+                            && !digits.starts_with(cc)
+                        {
+                            // A bare number that begins like the country code
+                            // is read by the library as country code first.
                             with_cc(digits)
                         } else if digits.len() == n + cc.len() && digits.starts_with(cc) {
                             PhoneKey::from_digits(digits)
@@ -492,5 +497,48 @@ mod tests {
         assert_eq!(de.fast_key(&d), Some(PhoneKey(4_930_123_456)));
         let d = Dialled::parse("30 123456").unwrap();
         assert_eq!(de.fast_key(&d), None);
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    const REGIONS: [&str; 6] = ["RU", "UA", "DE", "US", "CA", "GB"];
+
+    /// Prefixes that make the fast path take each of its branches.
+    const PREFIXES: [&str; 12] = [
+        "", "+", "00", "8", "0", "1", "7", "380", "49", "44", "810", "011",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        /// Whenever the fast path's candidate is a valid number, the library
+        /// reads the same input as exactly that number. This is what lets the
+        /// index trust a fast-path key it finds.
+        #[test]
+        fn fast_key_agrees_with_library(
+            region in prop::sample::select(&REGIONS[..]),
+            prefix in prop::sample::select(&PREFIXES[..]),
+            lead in "[1-9]",
+            rest in "[0-9]{3,13}",
+        ) {
+            let n = PhoneNormalizer::new(region).unwrap();
+            let raw = format!("{prefix}{lead}{rest}");
+            let Ok(dialled) = Dialled::parse(&raw) else { return Ok(()) };
+            if let Some(key) = n.fast_key(&dialled) {
+                let candidate = key.to_e164_string();
+                if n.normalize(&candidate).ok().map(|e| e.key()) == Some(key) {
+                    let library = n.normalize_dialled(&dialled);
+                    prop_assert_eq!(
+                        library.as_ref().map(E164::as_str),
+                        Ok(candidate.as_str()),
+                        "{} in {}", raw, region
+                    );
+                }
+            }
+        }
     }
 }
