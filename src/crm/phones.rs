@@ -243,6 +243,50 @@ struct Plan {
     intl_prefix: Option<&'static [u8]>,
 }
 
+/// Parses with the library; `Some` only for a valid number without extension
+/// whose E.164 form the index can pack.
+fn library(region: Option<country::Id>, prefix: &str, digits: &[u8]) -> Option<E164> {
+    let text = format!("{prefix}{}", std::str::from_utf8(digits).ok()?);
+    let parsed = phonenumber::parse(region, text).ok()?;
+    if parsed.extension().is_some() || !phonenumber::is_valid(&parsed) {
+        return None;
+    }
+    let e164 = parsed.format().mode(phonenumber::Mode::E164).to_string();
+    PhoneKey::from_digits(e164.as_bytes().get(1..)?)?;
+    Some(E164(e164))
+}
+
+/// Checks `digits` (country code first, no prefixes) against the metadata
+/// exactly as written, without the library's prefix stripping.
+///
+/// The library offers no constructor for a number, but its `PhoneNumber` is
+/// `Deserialize`; the representation is fixed by the pinned version and
+/// covered by `exact_numbers_bypass_the_prefix_stripping`.
+fn exact_international(digits: &[u8]) -> Option<E164> {
+    let key = PhoneKey::from_digits(digits)?;
+    let text = std::str::from_utf8(digits).ok()?;
+    let (code, national) = (1..=3.min(text.len() - 1)).find_map(|k| {
+        let code: u16 = text[..k].parse().ok()?;
+        phonenumber::metadata::DATABASE
+            .region(&code)
+            .map(|_| (code, &text[k..]))
+    })?;
+    let zeros = national.bytes().take_while(|&b| b == b'0').count();
+    let value: u64 = national[zeros..].parse().ok()?;
+    let number: phonenumber::PhoneNumber = serde_json::from_value(serde_json::json!({
+        "code": { "value": code, "source": "plus" },
+        "national": { "value": ((zeros as u64) << 56) | value },
+        "extension": null,
+        "carrier": null,
+    }))
+    .ok()?;
+    if !phonenumber::is_valid(&number) {
+        return None;
+    }
+    let e164 = number.format().mode(phonenumber::Mode::E164).to_string();
+    (e164 == key.to_e164_string()).then_some(E164(e164))
+}
+
 fn plan_for(region: country::Id) -> Option<Plan> {
     use country::Id;
     let plan = |country_code, national_prefix, fixed_len, intl_prefix| Plan {
@@ -300,31 +344,34 @@ impl PhoneNormalizer {
     }
 
     /// [`PhoneNormalizer::normalize`] for an already cleaned number.
+    ///
+    /// The library (0.3.10) strips the national prefix even where it is the
+    /// first digit of the area code — `+7 812 …` (St Petersburg), `+7 800 …`,
+    /// every Russian `8xx` code — and then calls the number invalid. So a
+    /// number whose country code is known (written internationally, or
+    /// national with its trunk prefix or bare in RU, UA, DE, GB, US/CA) is
+    /// first checked digit for digit against the metadata as written; the
+    /// library's own parser handles everything else.
     pub fn normalize_dialled(&self, dialled: &Dialled) -> Result<E164, PhoneError> {
-        let not_a_number = || PhoneError::NotANumber(dialled.as_str().to_owned());
-        let parsed = match self.form(dialled) {
+        let found = match self.form(dialled) {
             Form::International(digits) => {
-                let mut text = String::with_capacity(digits.len() + 1);
-                text.push('+');
-                text.push_str(std::str::from_utf8(digits).map_err(|_| not_a_number())?);
-                phonenumber::parse(None, &text)
+                exact_international(digits).or_else(|| library(None, "+", digits))
             }
-            Form::National(digits) => phonenumber::parse(
-                Some(self.region),
-                std::str::from_utf8(digits).map_err(|_| not_a_number())?,
-            ),
-        }
-        .map_err(|_| not_a_number())?;
-        if parsed.extension().is_some() || !phonenumber::is_valid(&parsed) {
-            return Err(not_a_number());
-        }
-        let e164 = parsed.format().mode(phonenumber::Mode::E164).to_string();
-        // The library's E.164 must be what the index can pack; anything else
-        // is not a number we can match.
-        if PhoneKey::from_digits(e164.as_bytes().get(1..).unwrap_or_default()).is_none() {
-            return Err(not_a_number());
-        }
-        Ok(E164(e164))
+            Form::National(digits) => {
+                let plan = self.plan;
+                plan.and_then(|p| match digits {
+                    [first, rest @ ..] if *first == p.national_prefix => {
+                        exact_international(&[p.country_code, rest].concat())
+                    }
+                    _ => None,
+                })
+                .or_else(|| library(Some(self.region), "", digits))
+                .or_else(|| {
+                    plan.and_then(|p| exact_international(&[p.country_code, digits].concat()))
+                })
+            }
+        };
+        found.ok_or_else(|| PhoneError::NotANumber(dialled.as_str().to_owned()))
     }
 
     /// Splits off an international prefix: `+`, `00`, and the region's own
@@ -379,10 +426,7 @@ impl PhoneNormalizer {
                     Some(n) => {
                         if digits.len() == n + 1 && digits[0] == plan.national_prefix {
                             with_cc(&digits[1..])
-                        } else if digits.len() == n
-                            && digits[0] != plan.national_prefix
-                            && !digits.starts_with(cc)
-                        {
+                        } else if digits.len() == n && !digits.starts_with(cc) {
                             // A bare number that begins like the country code
                             // is read by the library as country code first.
                             with_cc(digits)
@@ -473,6 +517,31 @@ mod tests {
             ru.normalize("12345"),
             Err(PhoneError::NotANumber(_))
         ));
+    }
+
+    #[test]
+    fn exact_numbers_bypass_the_prefix_stripping() {
+        let ru = PhoneNormalizer::new("RU").unwrap();
+        for (raw, want) in [
+            ("+7 812 333-44-55", "+78123334455"),
+            ("8 (812) 333-44-55", "+78123334455"),
+            ("8123334455", "+78123334455"),
+            ("8 800 123-45-67", "+78001234567"),
+            ("+7 843 123-45-67", "+78431234567"),
+        ] {
+            assert_eq!(ru.normalize(raw).map(|e| e.0), Ok(want.to_owned()), "{raw}");
+        }
+        assert_eq!(
+            exact_international(b"390612345678").map(|e| e.0),
+            Some("+390612345678".to_owned()),
+            "Italian numbers keep their leading zero"
+        );
+        assert_eq!(exact_international(b"490301234567"), None);
+        let de = PhoneNormalizer::new("DE").unwrap();
+        assert_eq!(
+            de.normalize("+49 (0)30 1234567").map(|e| e.0),
+            Ok("+49301234567".to_owned())
+        );
     }
 
     #[test]
