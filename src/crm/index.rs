@@ -715,3 +715,129 @@ mod properties {
         }
     }
 }
+
+#[cfg(test)]
+mod corpus {
+    //! Runs `tests/fixtures/caller_id_corpus.tsv` through the index.
+
+    use super::*;
+    use crate::config::PhoneSettings;
+    use crate::crm::phones::PhoneNormalizer;
+    use std::collections::BTreeMap;
+
+    #[derive(serde::Deserialize)]
+    struct Setup {
+        phones: PhoneSettings,
+        party: Vec<Card>,
+    }
+
+    #[derive(serde::Deserialize)]
+    struct Card {
+        kind: String,
+        id: i64,
+        numbers: Vec<String>,
+    }
+
+    fn party(kind: &str, id: i64) -> Party {
+        match kind {
+            "contact" => Party::Contact(id),
+            "company" => Party::Company(id),
+            "lead" => Party::Lead(id),
+            other => panic!("unknown kind {other}"),
+        }
+    }
+
+    fn parse_party(text: &str) -> Party {
+        let (kind, id) = text.split_once(':').expect("KIND:ID");
+        party(kind, id.parse().expect("numeric id"))
+    }
+
+    /// Undoes the corpus escapes: `\t`, `\n`, `\\`, `\u{HEX}`, and quotes.
+    fn unescape(field: &str) -> String {
+        let field = field
+            .strip_prefix('"')
+            .and_then(|f| f.strip_suffix('"'))
+            .unwrap_or(field);
+        let mut out = String::new();
+        let mut chars = field.chars();
+        while let Some(c) = chars.next() {
+            if c != '\\' {
+                out.push(c);
+                continue;
+            }
+            match chars.next() {
+                Some('t') => out.push('\t'),
+                Some('n') => out.push('\n'),
+                Some('\\') => out.push('\\'),
+                Some('u') => {
+                    let hex: String = chars
+                        .by_ref()
+                        .skip_while(|&c| c == '{')
+                        .take_while(|&c| c != '}')
+                        .collect();
+                    let code = u32::from_str_radix(&hex, 16).expect("hex escape");
+                    out.push(char::from_u32(code).expect("valid char"));
+                }
+                other => panic!("unknown escape \\{other:?}"),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_corpus_row_finds_its_card() {
+        let setup: Setup =
+            toml::from_str(include_str!("../../tests/fixtures/caller_id_setup.toml")).unwrap();
+        let any = PhoneNormalizer::new("RU").unwrap();
+        let pairs = setup.party.iter().flat_map(|card| {
+            let p = party(&card.kind, card.id);
+            let any = &any;
+            card.numbers
+                .iter()
+                .map(move |n| (any.normalize(n).unwrap(), p))
+        });
+        let index = CallerIndex::build(pairs).unwrap();
+        let mut matchers = BTreeMap::new();
+        let corpus = include_str!("../../tests/fixtures/caller_id_corpus.tsv");
+        let (mut rows, mut failures) = (0, Vec::new());
+        for (n, line) in corpus.lines().enumerate() {
+            if line.is_empty() || line.starts_with('#') || line.starts_with("region\t") {
+                continue;
+            }
+            let cols: Vec<&str> = line.split('\t').collect();
+            assert_eq!(cols.len(), 4, "line {}: {line:?}", n + 1);
+            let (region, raw, expected, e164) = (cols[0], unescape(cols[1]), cols[2], cols[3]);
+            let m = matchers
+                .entry(region)
+                .or_insert_with(|| Matcher::new(region, &setup.phones).unwrap());
+            let got = index.lookup_raw(&raw, m);
+            let (verdict, detail) = expected.split_once(' ').expect("verdict and detail");
+            let want = match verdict {
+                "exact" => Some(Lookup::Exact(parse_party(detail))),
+                "candidates" => Some(Lookup::Candidates(
+                    detail.split(',').map(parse_party).collect(),
+                )),
+                "none" => None,
+                other => panic!("line {}: unknown verdict {other}", n + 1),
+            };
+            let ok = match (&want, &got) {
+                (Some(want), got) => want == got,
+                (None, Lookup::None { reason }) => reason.code() == detail,
+                (None, _) => false,
+            };
+            let number = match m.classify(&raw) {
+                Caller::Customer(e) | Caller::OwnNumber(e) => e.as_str().to_owned(),
+                _ => "-".to_owned(),
+            };
+            if !ok || number != e164 {
+                failures.push(format!(
+                    "line {}: {region} {raw:?}: want {expected} {e164}, got {got:?} {number}",
+                    n + 1
+                ));
+            }
+            rows += 1;
+        }
+        assert!(rows >= 200, "only {rows} rows");
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+}
