@@ -36,6 +36,21 @@ impl E164 {
         &self.0
     }
 
+    /// Takes back a number this crate wrote to the database, checking only
+    /// its shape (`+`, 1..=15 digits, not starting with `0`).
+    ///
+    /// For loading the caller index at start: every stored number went
+    /// through [`PhoneNormalizer::normalize`] when it was written, and the
+    /// library would cost microseconds per number (seconds for millions).
+    pub fn from_stored(stored: &str) -> Result<E164, PhoneError> {
+        match stored.as_bytes() {
+            [b'+', digits @ ..] if PhoneKey::from_digits(digits).is_some() => {
+                Ok(E164(stored.to_owned()))
+            }
+            _ => Err(PhoneError::NotANumber(stored.to_owned())),
+        }
+    }
+
     /// The packed form the caller index uses.
     pub fn key(&self) -> PhoneKey {
         // Valid by construction: `+` then 1..=15 digits, the first not `0`.
@@ -264,6 +279,17 @@ fn library(region: Option<country::Id>, prefix: &str, digits: &[u8]) -> Option<E
 /// covered by `exact_numbers_bypass_the_prefix_stripping`.
 fn exact_international(digits: &[u8]) -> Option<E164> {
     let key = PhoneKey::from_digits(digits)?;
+    let number = library_number(digits)?;
+    if !phonenumber::is_valid(&number) {
+        return None;
+    }
+    let e164 = number.format().mode(phonenumber::Mode::E164).to_string();
+    (e164 == key.to_e164_string()).then_some(E164(e164))
+}
+
+/// The library's number for `digits` (country code first), split at the
+/// country code as written; `None` for an unknown country code.
+pub(crate) fn library_number(digits: &[u8]) -> Option<phonenumber::PhoneNumber> {
     let text = std::str::from_utf8(digits).ok()?;
     let (code, national) = (1..=3.min(text.len() - 1)).find_map(|k| {
         let code: u16 = text[..k].parse().ok()?;
@@ -273,18 +299,135 @@ fn exact_international(digits: &[u8]) -> Option<E164> {
     })?;
     let zeros = national.bytes().take_while(|&b| b == b'0').count();
     let value: u64 = national[zeros..].parse().ok()?;
-    let number: phonenumber::PhoneNumber = serde_json::from_value(serde_json::json!({
+    serde_json::from_value(serde_json::json!({
         "code": { "value": code, "source": "plus" },
         "national": { "value": ((zeros as u64) << 56) | value },
         "extension": null,
         "carrier": null,
     }))
-    .ok()?;
-    if !phonenumber::is_valid(&number) {
-        return None;
+    .ok()
+}
+
+/// The library's validity test (`is_valid`: pick the region by leading
+/// digits, then the general pattern and one number-type pattern must match
+/// at the start, with a possible length) for one country code, on regexes
+/// compiled from the library's own metadata. The library runs the same
+/// patterns through one mutex-guarded cache of 100 entries shared by all
+/// threads, which makes every unknown caller wait on every other.
+#[derive(Debug)]
+pub struct CodeRules {
+    code_digits: String,
+    regions: Vec<RegionRules>,
+}
+
+#[derive(Debug)]
+struct RegionRules {
+    leading: Option<regex::Regex>,
+    general: Pattern,
+    types: Vec<Pattern>,
+}
+
+#[derive(Debug)]
+struct Pattern {
+    regex: regex::Regex,
+    lengths: Vec<u16>,
+}
+
+impl Pattern {
+    fn compile(d: &phonenumber::metadata::Descriptor) -> Option<Pattern> {
+        Some(Pattern {
+            regex: anchored(d.national_number().as_str())?,
+            lengths: d.possible_length().to_vec(),
+        })
     }
-    let e164 = number.format().mode(phonenumber::Mode::E164).to_string();
-    (e164 == key.to_e164_string()).then_some(E164(e164))
+
+    fn is_match(&self, national: &str) -> bool {
+        (self.lengths.is_empty() || self.lengths.contains(&(national.len() as u16)))
+            && self.regex.is_match(national)
+    }
+}
+
+/// A metadata pattern that must match at the start (the library's
+/// `find(..).start() == 0`).
+fn anchored(source: &str) -> Option<regex::Regex> {
+    regex::RegexBuilder::new(&format!("^(?:{source})"))
+        .ignore_whitespace(true)
+        .build()
+        .ok()
+}
+
+impl CodeRules {
+    /// The rules for `code`, compiled on first use and shared afterwards.
+    pub fn shared(code: u16) -> Option<std::sync::Arc<CodeRules>> {
+        type Compiled = std::collections::HashMap<u16, Option<std::sync::Arc<CodeRules>>>;
+        static COMPILED: std::sync::LazyLock<std::sync::Mutex<Compiled>> =
+            std::sync::LazyLock::new(Default::default);
+        let mut compiled = COMPILED.lock().unwrap_or_else(|e| e.into_inner());
+        compiled
+            .entry(code)
+            .or_insert_with(|| CodeRules::compile(code).map(std::sync::Arc::new))
+            .clone()
+    }
+
+    fn compile(code: u16) -> Option<CodeRules> {
+        let db = &phonenumber::metadata::DATABASE;
+        let regions = db
+            .region(&code)?
+            .into_iter()
+            .map(|id| {
+                let meta = db.by_id(id)?;
+                let d = meta.descriptors();
+                Some(RegionRules {
+                    leading: match meta.leading_digits() {
+                        Some(re) => Some(anchored(re.as_str())?),
+                        None => None,
+                    },
+                    general: Pattern::compile(d.general())?,
+                    types: [
+                        d.premium_rate(),
+                        d.toll_free(),
+                        d.shared_cost(),
+                        d.voip(),
+                        d.personal_number(),
+                        d.pager(),
+                        d.uan(),
+                        d.voicemail(),
+                        d.fixed_line(),
+                        d.mobile(),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .map(Pattern::compile)
+                    .collect::<Option<Vec<_>>>()?,
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        if regions.len() == 1 && db.region(&code)?.first() == Some(&"001") {
+            return None;
+        }
+        Some(CodeRules {
+            code_digits: code.to_string(),
+            regions,
+        })
+    }
+
+    /// Whether `national` (digits after the country code) is a valid number.
+    pub fn is_valid(&self, national: &str) -> bool {
+        let region = match self.regions.as_slice() {
+            [one] => Some(one),
+            all => all.iter().find(|r| match &r.leading {
+                Some(leading) => leading.is_match(national),
+                None => r.number_type_known(national),
+            }),
+        };
+        region.is_some_and(|r| r.number_type_known(national))
+    }
+}
+
+impl RegionRules {
+    fn number_type_known(&self, national: &str) -> bool {
+        self.general.is_match(national) && self.types.iter().any(|t| t.is_match(national))
+    }
 }
 
 fn plan_for(region: country::Id) -> Option<Plan> {
@@ -310,6 +453,9 @@ fn plan_for(region: country::Id) -> Option<Plan> {
 pub struct PhoneNormalizer {
     region: country::Id,
     plan: Option<Plan>,
+    /// The library's validity rules for the default region's country code,
+    /// compiled once (see [`CodeRules`]).
+    rules: Option<std::sync::Arc<CodeRules>>,
 }
 
 impl PhoneNormalizer {
@@ -323,9 +469,14 @@ impl PhoneNormalizer {
             .parse()
             .map_err(|_| PhoneError::NotANumber(region.to_owned()))?;
         let _ = phonenumber::metadata::DATABASE.by_id(region.as_ref());
+        let plan = plan_for(region);
+        let rules = plan
+            .and_then(|p| std::str::from_utf8(p.country_code).ok()?.parse().ok())
+            .and_then(CodeRules::shared);
         Ok(Self {
             region,
-            plan: plan_for(region),
+            plan,
+            rules,
         })
     }
 
@@ -363,6 +514,12 @@ impl PhoneNormalizer {
                     [first, rest @ ..] if *first == p.national_prefix => {
                         exact_international(&[p.country_code, rest].concat())
                     }
+                    // A closed plan's number with its country code but no `+`.
+                    _ if p.fixed_len.map(|n| n + p.country_code.len()) == Some(digits.len())
+                        && digits.starts_with(p.country_code) =>
+                    {
+                        exact_international(digits)
+                    }
                     _ => None,
                 })
                 .or_else(|| library(Some(self.region), "", digits))
@@ -372,6 +529,21 @@ impl PhoneNormalizer {
             }
         };
         found.ok_or_else(|| PhoneError::NotANumber(dialled.as_str().to_owned()))
+    }
+
+    /// The number for a fast-path `key` that is in the default region's
+    /// country code and valid, decided without the library's global lock.
+    /// `None` when the key is invalid or another country's: ask the library.
+    ///
+    /// Agrees with [`PhoneNormalizer::normalize_dialled`] because a valid
+    /// fast-path key is what the library reads (`fast_key_agrees_with_library`)
+    /// and [`CodeRules`] is the library's validity test
+    /// (`code_rules_agree_with_library`).
+    pub fn known_valid(&self, key: PhoneKey) -> Option<E164> {
+        let rules = self.rules.as_ref()?;
+        let digits = key.get().to_string();
+        let national = digits.strip_prefix(rules.code_digits.as_str())?;
+        rules.is_valid(national).then(|| E164(key.to_e164_string()))
     }
 
     /// Splits off an international prefix: `+`, `00`, and the region's own
@@ -550,6 +722,10 @@ mod tests {
         let e = ru.normalize("89161234567").unwrap();
         assert_eq!(e.key().get(), 79_161_234_567);
         assert_eq!(e.key().to_e164_string(), "+79161234567");
+        assert_eq!(E164::from_stored("+79161234567"), Ok(e));
+        assert!(E164::from_stored("79161234567").is_err());
+        assert!(E164::from_stored("+0123").is_err());
+        assert!(E164::from_stored("+7916123456789012").is_err());
         assert_eq!(PhoneKey::from_digits(b"0123"), None);
         assert_eq!(PhoneKey::from_digits(b"1234567890123456"), None);
     }
@@ -583,6 +759,23 @@ mod properties {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        /// The compiled rules say "valid" exactly when the library does.
+        #[test]
+        fn code_rules_agree_with_library(
+            code in prop::sample::select(&[7u16, 380, 49, 1, 44][..]),
+            lead in "[1-9]",
+            rest in "[0-9]{3,12}",
+        ) {
+            let rules = CodeRules::shared(code).unwrap();
+            let national = format!("{lead}{rest}");
+            let digits = format!("{code}{national}");
+            prop_assert_eq!(
+                rules.is_valid(&national),
+                exact_international(digits.as_bytes()).is_some(),
+                "+{}", digits
+            );
+        }
 
         /// Whenever the fast path's candidate is a valid number, the library
         /// reads the same input as exactly that number. This is what lets the
