@@ -22,7 +22,7 @@
 //! is one `u64` holding the party kind in its top two bits and the id below,
 //! or a marker that sends the rare shared number to a side table. A reverse
 //! map (party → its numbers, two inline) makes `remove_party` exact without a
-//! scan. About 65 bytes per number at 2 M numbers (measured by the
+//! scan. About 62 bytes per number at 2 M numbers (measured by the
 //! `caller_index` benchmark).
 //!
 //! Lookups vastly outnumber writes and every write touches one or two map
