@@ -265,6 +265,10 @@ impl Matcher {
 
     /// Steps 1–4 plus the fast-path key; no library call.
     pub(crate) fn prepare(&self, raw: &str) -> Prepared {
+        // Refuse megabytes of input before any scan of it.
+        if raw.len() > crate::crm::phones::MAX_RAW_BYTES {
+            return Prepared::Decided(Caller::NotANumber(PhoneError::TooLong));
+        }
         if let Some(w) = Withheld::from_raw(raw) {
             return Prepared::Decided(Caller::Withheld(w));
         }

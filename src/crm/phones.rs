@@ -23,8 +23,9 @@ use phonenumber::country;
 /// and a `+` a real number never needs more than this many cleaned bytes.
 const MAX_DIALLED: usize = 24;
 
-/// Raw input longer than this is rejected before it is looked at.
-const MAX_RAW_BYTES: usize = 128;
+/// Raw input longer than this is rejected before it is looked at; room for a
+/// long display name and SIP URI, far below anything costly to scan.
+pub(crate) const MAX_RAW_BYTES: usize = 512;
 
 /// A number in E.164 form, valid by construction.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -130,7 +131,7 @@ pub enum PhoneError {
 /// `-`, `‐`…`―`, `(`, `)`, `.`, `/`. Rejected, each with its own error:
 /// control characters, digits from other scripts (`٣`, `９` — deliberately not
 /// converted: no PBX sends them and a card should not silently store them),
-/// letters and other symbols, anything over 128 bytes before cleaning or
+/// letters and other symbols, anything over 512 bytes before cleaning or
 /// over 24 characters after it.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Dialled {
@@ -642,6 +643,8 @@ mod tests {
             "sip:+79161234567@pbx.local",
             "sips:89161234567@pbx.local;user=phone",
             "\"Ivan\" <sip:+79161234567@10.0.0.1>",
+            "\"Romashka LLC, Accounts Department, Moscow office\" \
+             <sip:+79161234567@trunk-01.provider.example.com:5061;transport=tls;user=phone>",
             "8.916.123.45.67",
             "8/916/1234567",
             "8\u{a0}916\u{a0}123\u{2011}45\u{2011}67",
