@@ -636,6 +636,49 @@ mod tests {
     }
 
     #[test]
+    fn readers_see_whole_edits_while_a_writer_works() {
+        let (a, b) = (e("+79160000001"), e("+79160000002"));
+        let index = CallerIndex::build([(a.clone(), Party::Contact(1))]).unwrap();
+        let m = matcher();
+        std::thread::scope(|s| {
+            let readers: Vec<_> = (0..3)
+                .map(|_| {
+                    s.spawn(|| {
+                        for _ in 0..20_000 {
+                            // The card keeps `a` through every edit; `b`
+                            // comes and goes.
+                            assert_eq!(
+                                index.lookup_raw("89160000001", &m),
+                                Lookup::Exact(Party::Contact(1))
+                            );
+                            let on_b = index.lookup_raw("89160000002", &m);
+                            assert!(
+                                matches!(
+                                    on_b,
+                                    Lookup::Exact(Party::Contact(1))
+                                        | Lookup::None {
+                                            reason: NoMatch::Unknown(_)
+                                        }
+                                ),
+                                "{on_b:?}"
+                            );
+                        }
+                    })
+                })
+                .collect();
+            for i in 0..2_000 {
+                let numbers = if i % 2 == 0 { vec![&a, &b] } else { vec![&a] };
+                index.set_party_numbers(Party::Contact(1), numbers).unwrap();
+            }
+            for r in readers {
+                r.join().unwrap();
+            }
+        });
+        assert_eq!(index.len(), 1);
+        assert_eq!(index.lookup(&a), Lookup::Exact(Party::Contact(1)));
+    }
+
+    #[test]
     fn negative_ids_are_refused() {
         assert_eq!(
             CallerIndex::build([(e("+79161234567"), Party::Contact(-1))]).unwrap_err(),
