@@ -7,13 +7,15 @@
 //! [`PhoneKey`] the caller index is keyed by. Classification of callers lives
 //! in `crm::caller`, the index in `crm::index`.
 //!
-//! The `phonenumber` crate keeps its metadata in one process-wide table that is
-//! decoded on first use (about 70 ms and a few MB, see the `caller_index`
-//! benchmark); [`PhoneNormalizer::new`] forces that load so no call pays for it
-//! later. Every regular expression the library runs goes through one shared,
-//! mutex-guarded cache of 100 compiled patterns, so library calls serialize
-//! across threads; the caller index therefore tries [`PhoneNormalizer::fast_key`]
-//! first and uses the library only when the fast path cannot decide.
+//! The `phonenumber` crate (pinned: the fast path and the fixes below are
+//! checked against its exact behaviour) keeps its metadata in one process-wide
+//! table decoded on first use, about 2 MB and 60 ms; [`PhoneNormalizer::new`]
+//! forces that load so no caller pays for it. Every regular expression the
+//! library runs goes through one mutex-guarded cache of 100 patterns, so its
+//! calls serialize across threads and cost microseconds. The caller index
+//! therefore uses [`PhoneNormalizer::fast_key`] and [`CodeRules`] (the
+//! library's own validity patterns, compiled once) and falls back to the
+//! library only for shapes they do not cover.
 
 use std::fmt;
 
