@@ -221,8 +221,12 @@ fn main() {
     show("lookup_raw, unknown caller (valid, no card)", &unknown_dist);
     let withheld_dist = distribution(&withheld, |raw| index.lookup_raw(raw, &matcher));
     show("lookup_raw, withheld or extension", &withheld_dist);
-    let library_dist = distribution(&known[..LOOKUPS / 10], |raw| matcher.classify(raw));
-    show("library normalization alone (classify)", &library_dist);
+    let classify_dist = distribution(&known[..LOOKUPS / 10], |raw| matcher.classify(raw));
+    show("classify alone (raw -> E.164, no index)", &classify_dist);
+    let library_dist = distribution(&known[..LOOKUPS / 10], |raw| {
+        matcher.classify_with_library(raw)
+    });
+    show("classify through the library only", &library_dist);
 
     let threads = 2;
     let t = Instant::now();

@@ -715,7 +715,7 @@ mod properties {
 
     /// What the library alone says: the reference the fast path must match.
     fn slow_lookup(index: &CallerIndex, raw: &str, m: &Matcher) -> Lookup {
-        match m.classify(raw) {
+        match m.classify_with_library(raw) {
             Caller::Customer(e) => index.lookup(&e),
             other => CallerIndex::no_card(other),
         }
@@ -779,6 +779,7 @@ mod properties {
             ).unwrap();
             let got = index.lookup_raw(&raw, &m);
             prop_assert_eq!(&got, &slow_lookup(&index, &raw, &m));
+            prop_assert_eq!(m.classify(&raw), m.classify_with_library(&raw));
             let digits = raw.chars().filter(char::is_ascii_digit).count();
             let refused = digits > 30
                 || raw.chars().any(|c| c.is_numeric() && !c.is_ascii_digit())
@@ -903,7 +904,14 @@ mod corpus {
                 (None, Lookup::None { reason }) => reason.code() == detail,
                 (None, _) => false,
             };
-            let number = match m.classify(&raw) {
+            let caller = m.classify(&raw);
+            if caller != m.classify_with_library(&raw) {
+                failures.push(format!(
+                    "line {}: fast and library classification differ",
+                    n + 1
+                ));
+            }
+            let number = match caller {
                 Caller::Customer(e) | Caller::OwnNumber(e) => e.as_str().to_owned(),
                 _ => "-".to_owned(),
             };
