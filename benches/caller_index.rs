@@ -150,9 +150,14 @@ fn main() {
     let pairs: Vec<(E164, Party)> = (0..CONTACTS)
         .flat_map(|id| [(id, 0), (id, 1)])
         .map(|(id, _)| {
-            let number = E164::from_stored(&format!("+{}", random_number(&mut rng)))
-                .expect("generated numbers have E.164 shape");
-            (number, Party::Contact(id))
+            loop {
+                // Only valid numbers reach the database, so only those are stored.
+                let number = E164::from_stored(&format!("+{}", random_number(&mut rng)))
+                    .expect("generated numbers have E.164 shape");
+                if matcher.normalizer().known_valid(number.key()).is_some() {
+                    break (number, Party::Contact(id));
+                }
+            }
         })
         .collect();
 
@@ -217,6 +222,19 @@ fn main() {
     );
     let known_dist = distribution(&known, |raw| index.lookup_raw(raw, &matcher));
     show("lookup_raw, known caller (mixed formats)", &known_dist);
+    let unknown_valid = unknown
+        .iter()
+        .filter(|raw| {
+            matches!(
+                index.lookup_raw(raw, &matcher),
+                Lookup::None { reason } if reason.code() == "unknown"
+            )
+        })
+        .count();
+    println!(
+        "figure: unknown callers answered `unknown`    {unknown_valid} of {} (the rest are not valid numbers)",
+        unknown.len()
+    );
     let unknown_dist = distribution(&unknown, |raw| index.lookup_raw(raw, &matcher));
     show("lookup_raw, unknown caller (valid, no card)", &unknown_dist);
     let withheld_dist = distribution(&withheld, |raw| index.lookup_raw(raw, &matcher));
