@@ -36,7 +36,8 @@ pub struct PhoneSettings {
     /// The company's own numbers (DIDs, trunks): never matched to customers.
     #[serde(default)]
     pub own_numbers: Vec<String>,
-    /// Numbers with at most this many digits are internal extensions (default 5).
+    /// Numbers with at most this many digits are internal extensions (default 5,
+    /// allowed 1..=8).
     #[serde(default)]
     pub internal_max_digits: Option<usize>,
 }
@@ -184,13 +185,18 @@ impl Config {
                 "must be between 1 and 2160 hours",
             ));
         }
-        for rule in &fc.phones.rewrite {
-            if let Err(e) = regex::Regex::new(&rule.pattern) {
-                return Err(invalid(
-                    "phones.rewrite",
-                    format!("`{}`: {e}", rule.pattern),
-                ));
-            }
+        // The same compilation the caller matcher does at start: bad
+        // patterns, own numbers that do not parse in the default region and
+        // an out-of-range extension length are reported here, by key.
+        if let Err(e) = crate::crm::caller::Matcher::new(&default_region, &fc.phones) {
+            use crate::crm::caller::MatcherError;
+            let key = match &e {
+                MatcherError::Rewrite { .. } => "phones.rewrite",
+                MatcherError::OwnNumber { .. } => "phones.own_numbers",
+                MatcherError::InternalMaxDigits(_) => "phones.internal_max_digits",
+                MatcherError::Region(_) => "RINGSIDE_DEFAULT_REGION",
+            };
+            return Err(invalid(key, e.to_string()));
         }
         Ok(Config {
             database_url,
@@ -250,6 +256,37 @@ mod tests {
             let err = Config::load_from(None, &env(&[(k, v)])).unwrap_err();
             assert!(err.to_string().starts_with(k), "{err}");
         }
+    }
+
+    #[test]
+    fn phone_settings_are_checked_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ringside.toml");
+        for (text, key) in [
+            (
+                "[[phones.rewrite]]\npattern = '('\nreplace = ''\n",
+                "phones.rewrite",
+            ),
+            (
+                "[phones]\nown_numbers = ['+7 495 000']\n",
+                "phones.own_numbers",
+            ),
+            (
+                "[phones]\ninternal_max_digits = 20\n",
+                "phones.internal_max_digits",
+            ),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let err = Config::load_from(Some(&path), &env(&[])).unwrap_err();
+            assert!(err.to_string().starts_with(key), "{text}: {err}");
+        }
+        std::fs::write(
+            &path,
+            "[phones]\nown_numbers = ['8 495 100-00-00']\ninternal_max_digits = 4\n",
+        )
+        .unwrap();
+        let c = Config::load_from(Some(&path), &env(&[])).unwrap();
+        assert_eq!(c.phones.internal_max_digits, Some(4));
     }
 
     #[test]
