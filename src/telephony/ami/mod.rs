@@ -1,1 +1,7 @@
-//! Asterisk Manager Interface adapter.
+//! Asterisk Manager Interface adapter: the wire codec, the event mapper that
+//! turns AMI events into PBX-neutral call events, transcript replay, the TCP
+//! client, and a fake AMI server for tests and demos.
+//!
+//! Nothing outside this module knows AMI exists.
+
+pub mod codec;
