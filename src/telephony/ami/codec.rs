@@ -205,7 +205,8 @@ impl Decoder {
                 if lead > 0 {
                     let _ = buf.split_to(lead);
                 }
-                if buf.is_empty() {
+                if buf.is_empty() || &buf[..] == b"\r" {
+                    // A lone CR may be the start of a blank line: wait.
                     return Ok(None);
                 }
                 if self.banner_possible {

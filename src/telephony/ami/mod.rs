@@ -5,3 +5,7 @@
 //! Nothing outside this module knows AMI exists.
 
 pub mod codec;
+pub mod mapper;
+pub mod replay;
+
+pub use replay::{replay, run_replay_file};

@@ -1,0 +1,600 @@
+//! AMI events → PBX-neutral `CallEvent`s.
+//!
+//! Owns the Asterisk knowledge: which channel belongs to which call
+//! (`Linkedid`, which Asterisk moves to the oldest call when bridges merge),
+//! which channel is an agent's phone, and what queue, dial, transfer, hold and
+//! MixMonitor events mean. It keeps only per-channel bookkeeping; the meaning
+//! of a whole call (disposition, durations) belongs to `calls::CallTracker`.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+use super::codec::Message;
+use crate::calls::{CallEvent, CallEventKind, HangupCause, Party, RingOutcome, TransferKind};
+
+/// Site rules the mapper cannot guess.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapperConfig {
+    /// A channel is an agent's phone when its endpoint name is all digits and
+    /// at most this long (`PJSIP/101-…`, `Local/101@…`); `PJSIP/trunk-…` is not.
+    pub max_extension_digits: usize,
+    /// Channel variable the dialplan sets to the dialled DID (`Set(CRM_DID=…)`).
+    pub did_variable: String,
+    /// Channel variable MixMonitor sets to the recording path.
+    pub recording_variable: String,
+}
+
+impl Default for MapperConfig {
+    fn default() -> Self {
+        MapperConfig {
+            max_extension_digits: 6,
+            did_variable: "CRM_DID".into(),
+            recording_variable: "MIXMONITOR_FILENAME".into(),
+        }
+    }
+}
+
+/// Channel technology and endpoint: `PJSIP/101-0000001a` → (`PJSIP`, `101`),
+/// `Local/101@from-queue-00000003;1` → (`Local`, `101`), `SIP/trunk-0a1` →
+/// (`SIP`, `trunk`). Also accepts interfaces without a suffix (`PJSIP/101`).
+pub fn endpoint(channel: &str) -> Option<(&str, &str)> {
+    let (tech, rest) = channel.split_once('/')?;
+    if tech.eq_ignore_ascii_case("Local") {
+        let name = rest.split(['@', ';', '/']).next().unwrap_or(rest);
+        return Some((tech, name));
+    }
+    let rest = rest.split(['@', ';']).next().unwrap_or(rest);
+    let name = match rest.rsplit_once('-') {
+        Some((name, suffix))
+            if suffix.len() >= 4 && suffix.bytes().all(|b| b.is_ascii_hexdigit()) =>
+        {
+            name
+        }
+        _ => rest,
+    };
+    Some((tech, name))
+}
+
+#[derive(Debug, Clone)]
+struct Chan {
+    linkedid: String,
+    external: bool,
+}
+
+#[derive(Debug, Clone)]
+struct CallCtx {
+    live: u32,
+    first: String,
+    cause: Option<HangupCause>,
+    merged_into: Option<String>,
+}
+
+/// Stateful translator; one per AMI connection (it survives reconnects).
+#[derive(Debug, Default)]
+pub struct Mapper {
+    cfg: MapperConfig,
+    chans: HashMap<String, Chan>,
+    calls: HashMap<String, CallCtx>,
+}
+
+fn unknown(v: &str) -> bool {
+    v.is_empty() || v == "<unknown>"
+}
+
+fn clean_name(v: &str) -> Option<String> {
+    // AMI escapes single quotes in names (`\'`); the rest arrives raw.
+    (!unknown(v)).then(|| v.replace("\\'", "'"))
+}
+
+fn cause_of(m: &Message) -> HangupCause {
+    HangupCause {
+        code: m.get("Cause").and_then(|c| c.parse().ok()).unwrap_or(0),
+        text: m.get("Cause-txt").unwrap_or_default().to_owned(),
+    }
+}
+
+impl Mapper {
+    pub fn new(cfg: MapperConfig) -> Self {
+        Mapper {
+            cfg,
+            chans: HashMap::new(),
+            calls: HashMap::new(),
+        }
+    }
+
+    /// The agent extension of a channel name, if it is an agent's phone.
+    pub fn agent_of(&self, channel: &str) -> Option<String> {
+        let (_, name) = endpoint(channel)?;
+        let max = self.cfg.max_extension_digits;
+        (!name.is_empty() && name.len() <= max && name.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| name.to_owned())
+    }
+
+    /// Number of calls with live channels.
+    pub fn live_calls(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Translates one AMI message received at `at`, appending to `out`.
+    pub fn map(&mut self, m: &Message, at: DateTime<Utc>, out: &mut Vec<CallEvent>) {
+        let Some(event) = m.event() else {
+            return;
+        };
+        match event {
+            "Newchannel" => self.on_channel(m, "", at, out),
+            "Hangup" => self.on_hangup(m, at, out),
+            "DialBegin" | "DialEnd" => self.on_dial(m, event == "DialEnd", at, out),
+            "VarSet" => self.on_varset(m, at, out),
+            "BridgeEnter" | "Newstate" => self.on_channel(m, "", at, out),
+            "QueueCallerJoin" => {
+                if let (Some(call), Some(q)) = (self.call_of(m, ""), m.get("Queue")) {
+                    out.push(ev(call, at, CallEventKind::Queued { queue: q.into() }));
+                }
+            }
+            "AgentCalled" | "AgentConnect" | "AgentRingNoAnswer" => {
+                self.on_agent(m, event, at, out)
+            }
+            "QueueCallerAbandon" => {
+                if let Some(call) = self.call_of(m, "") {
+                    let queue = m.get("Queue").map(str::to_owned);
+                    out.push(ev(call, at, CallEventKind::Abandoned { queue }));
+                }
+            }
+            "BlindTransfer" => self.on_blind(m, at, out),
+            "AttendedTransfer" => self.on_attended(m, at, out),
+            "Hold" | "Unhold" => {
+                if let Some(call) = self.call_of(m, "") {
+                    let by = m.get("Channel").and_then(|c| self.agent_of(c));
+                    let kind = if event == "Hold" {
+                        CallEventKind::Held { by }
+                    } else {
+                        CallEventKind::Unheld { by }
+                    };
+                    out.push(ev(call, at, kind));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Call id for the channel described by headers with `prefix`
+    /// (`""`, `Dest`, `Transferer`…), noticing `Linkedid` moves on the way.
+    fn call_of(&mut self, m: &Message, prefix: &str) -> Option<String> {
+        let mut key = String::with_capacity(prefix.len() + 9);
+        key.push_str(prefix);
+        key.push_str("Uniqueid");
+        let uid = m.get(&key);
+        key.truncate(prefix.len());
+        key.push_str("Linkedid");
+        let lid = m.get(&key)?;
+        if let Some(uid) = uid {
+            self.relink(uid, lid);
+        }
+        Some(lid.to_owned())
+    }
+
+    /// Asterisk gives every channel in a bridge the oldest `Linkedid` when
+    /// bridges merge (transfers): follow the channel to its new call.
+    fn relink(&mut self, uid: &str, lid: &str) {
+        let Some(chan) = self.chans.get_mut(uid) else {
+            return;
+        };
+        if chan.linkedid == lid {
+            return;
+        }
+        let old = std::mem::replace(&mut chan.linkedid, lid.to_owned());
+        if let Some(ctx) = self.calls.get_mut(lid) {
+            ctx.live += 1;
+        }
+        if let Some(ctx) = self.calls.get_mut(&old) {
+            ctx.live = ctx.live.saturating_sub(1);
+            ctx.merged_into = Some(lid.to_owned());
+        }
+    }
+
+    /// Registers the channel in `m` (headers with `prefix`) if new; starts its
+    /// call if the call is new.
+    fn on_channel(
+        &mut self,
+        m: &Message,
+        prefix: &str,
+        at: DateTime<Utc>,
+        out: &mut Vec<CallEvent>,
+    ) {
+        let field = |k: &str| -> Option<&str> {
+            if prefix.is_empty() {
+                m.get(k)
+            } else {
+                m.get(&format!("{prefix}{k}"))
+            }
+        };
+        let (Some(uid), Some(lid), Some(name)) =
+            (field("Uniqueid"), field("Linkedid"), field("Channel"))
+        else {
+            return;
+        };
+        if self.chans.contains_key(uid) {
+            self.relink(uid, lid);
+            return;
+        }
+        let ext = self.agent_of(name);
+        let local = name.len() >= 6 && name[..6].eq_ignore_ascii_case("Local/");
+        let external = ext.is_none() && !local;
+        self.chans.insert(
+            uid.to_owned(),
+            Chan {
+                linkedid: lid.to_owned(),
+                external,
+            },
+        );
+        if let Some(ctx) = self.calls.get_mut(lid) {
+            ctx.live += 1;
+            return;
+        }
+        self.calls.insert(
+            lid.to_owned(),
+            CallCtx {
+                live: 1,
+                first: uid.to_owned(),
+                cause: None,
+                merged_into: None,
+            },
+        );
+        let dialed = field("Exten")
+            .filter(|e| !e.is_empty() && *e != "s")
+            .map(str::to_owned);
+        let caller = Party {
+            number: field("CallerIDNum").unwrap_or_default().to_owned(),
+            name: field("CallerIDName").and_then(clean_name),
+        };
+        out.push(ev(
+            lid.to_owned(),
+            at,
+            CallEventKind::Started {
+                caller,
+                agent: ext.clone(),
+                dialed: dialed.clone(),
+            },
+        ));
+        if ext.is_none()
+            && let Some(did) = dialed
+        {
+            out.push(ev(lid.to_owned(), at, CallEventKind::Did { did }));
+        }
+    }
+
+    fn on_hangup(&mut self, m: &Message, at: DateTime<Utc>, out: &mut Vec<CallEvent>) {
+        let Some(uid) = m.get("Uniqueid") else {
+            return;
+        };
+        if let Some(lid) = m.get("Linkedid") {
+            self.relink(uid, lid);
+        }
+        let Some(chan) = self.chans.remove(uid) else {
+            return;
+        };
+        self.leave(&chan.linkedid, uid, cause_of(m), at, out);
+    }
+
+    /// A channel of call `lid` is gone; ends the call with its last channel.
+    fn leave(
+        &mut self,
+        lid: &str,
+        uid: &str,
+        cause: HangupCause,
+        at: DateTime<Utc>,
+        out: &mut Vec<CallEvent>,
+    ) {
+        let Some(ctx) = self.calls.get_mut(lid) else {
+            return;
+        };
+        ctx.live = ctx.live.saturating_sub(1);
+        if ctx.first == uid {
+            ctx.cause = Some(cause.clone());
+        }
+        if ctx.live > 0 {
+            return;
+        }
+        let Some(ctx) = self.calls.remove(lid) else {
+            return;
+        };
+        let kind = match ctx.merged_into {
+            Some(into) => CallEventKind::Merged { into },
+            None => CallEventKind::Ended {
+                cause: ctx.cause.unwrap_or(cause),
+            },
+        };
+        out.push(ev(lid.to_owned(), at, kind));
+    }
+
+    fn on_dial(&mut self, m: &Message, end: bool, at: DateTime<Utc>, out: &mut Vec<CallEvent>) {
+        if !end {
+            self.on_channel(m, "", at, out);
+            self.on_channel(m, "Dest", at, out);
+        }
+        let call = match self.call_of(m, "") {
+            Some(c) => c,
+            None => match self.call_of(m, "Dest") {
+                Some(c) => c,
+                None => return,
+            },
+        };
+        let Some(dest_uid) = m.get("DestUniqueid") else {
+            return;
+        };
+        // The originated agent leg (click-to-call) is not the call being dialled.
+        if self.calls.get(&call).is_some_and(|c| c.first == dest_uid) {
+            return;
+        }
+        let dest = m.get("DestChannel").unwrap_or_default();
+        let agent = self.agent_of(dest);
+        let external = match &agent {
+            Some(_) => false,
+            None => {
+                self.chans.get(dest_uid).is_none_or(|c| c.external) && !dest.starts_with("Local/")
+            }
+        };
+        if agent.is_none() && !external {
+            return;
+        }
+        let number = || {
+            m.get("DestCallerIDNum")
+                .filter(|n| !unknown(n))
+                .or_else(|| m.get("DialString").and_then(|d| d.split('@').next()))
+                .unwrap_or_default()
+                .to_owned()
+        };
+        if !end {
+            let kind = match agent {
+                Some(agent) => CallEventKind::Ringing { agent },
+                None => CallEventKind::DialedOut { number: number() },
+            };
+            out.push(ev(call, at, kind));
+            return;
+        }
+        let outcome = match m.get("DialStatus").unwrap_or_default() {
+            "ANSWER" => {
+                out.push(ev(call, at, CallEventKind::Answered { agent }));
+                return;
+            }
+            "CANCEL" => RingOutcome::Cancelled,
+            "BUSY" => RingOutcome::Busy,
+            "NOANSWER" => RingOutcome::NoAnswer,
+            "CHANUNAVAIL" | "CONGESTION" | "INVALIDARGS" | "DONTCALL" | "TORTURE" => {
+                RingOutcome::Failed
+            }
+            _ => return,
+        };
+        let agent = agent.unwrap_or_else(number);
+        out.push(ev(call, at, CallEventKind::RingEnded { agent, outcome }));
+    }
+
+    fn on_varset(&mut self, m: &Message, at: DateTime<Utc>, out: &mut Vec<CallEvent>) {
+        let Some(var) = m.get("Variable") else {
+            return;
+        };
+        let kind = if var == self.cfg.recording_variable {
+            match m.get("Value").filter(|v| !v.is_empty()) {
+                Some(path) => CallEventKind::Recording { path: path.into() },
+                None => return,
+            }
+        } else if var == self.cfg.did_variable {
+            match m.get("Value").filter(|v| !v.is_empty()) {
+                Some(did) => CallEventKind::Did { did: did.into() },
+                None => return,
+            }
+        } else {
+            return;
+        };
+        if let Some(call) = self.call_of(m, "") {
+            out.push(ev(call, at, kind));
+        }
+    }
+
+    fn on_agent(&mut self, m: &Message, event: &str, at: DateTime<Utc>, out: &mut Vec<CallEvent>) {
+        let Some(call) = self.call_of(m, "") else {
+            return;
+        };
+        let agent = m
+            .get("DestChannel")
+            .and_then(|c| self.agent_of(c))
+            .or_else(|| m.get("Interface").and_then(|c| self.agent_of(c)));
+        let Some(agent) = agent else {
+            return;
+        };
+        let kind = match event {
+            "AgentCalled" => {
+                if let Some(q) = m.get("Queue") {
+                    out.push(ev(
+                        call.clone(),
+                        at,
+                        CallEventKind::Queued { queue: q.into() },
+                    ));
+                }
+                CallEventKind::Ringing { agent }
+            }
+            "AgentConnect" => CallEventKind::Answered { agent: Some(agent) },
+            _ => CallEventKind::RingEnded {
+                agent,
+                outcome: RingOutcome::NoAnswer,
+            },
+        };
+        out.push(ev(call, at, kind));
+    }
+
+    fn on_blind(&mut self, m: &Message, at: DateTime<Utc>, out: &mut Vec<CallEvent>) {
+        if m.get("Result") != Some("Success") {
+            return;
+        }
+        let Some(call) = self
+            .call_of(m, "Transferee")
+            .or_else(|| self.call_of(m, "Transferer"))
+        else {
+            return;
+        };
+        let Some(to) = m.get("Extension").filter(|e| !e.is_empty()) else {
+            return;
+        };
+        let from = m.get("TransfererChannel").and_then(|c| self.agent_of(c));
+        let kind = CallEventKind::Transferred {
+            from,
+            to: to.into(),
+            kind: TransferKind::Blind,
+        };
+        out.push(ev(call, at, kind));
+    }
+
+    fn on_attended(&mut self, m: &Message, at: DateTime<Utc>, out: &mut Vec<CallEvent>) {
+        if m.get("Result") != Some("Success") {
+            return;
+        }
+        let Some(call) = m
+            .get("OrigTransfererLinkedid")
+            .or_else(|| m.get("TransfereeLinkedid"))
+            .map(str::to_owned)
+        else {
+            return;
+        };
+        let to = m
+            .get("TransferTargetChannel")
+            .and_then(|c| self.agent_of(c))
+            .or_else(|| {
+                m.get("SecondTransfererConnectedLineNum")
+                    .filter(|n| !unknown(n))
+                    .map(str::to_owned)
+            });
+        let from = m
+            .get("OrigTransfererChannel")
+            .and_then(|c| self.agent_of(c));
+        if let Some(to) = to {
+            let kind = CallEventKind::Transferred {
+                from,
+                to,
+                kind: TransferKind::Attended,
+            };
+            out.push(ev(call.clone(), at, kind));
+        }
+        // The consultation call becomes part of the transferred one.
+        let Some(second) = m.get("SecondTransfererLinkedid") else {
+            return;
+        };
+        if second == call {
+            return;
+        }
+        let moving: Vec<String> = self
+            .chans
+            .iter()
+            .filter(|(_, c)| c.linkedid == second)
+            .map(|(uid, _)| uid.clone())
+            .collect();
+        for uid in moving {
+            self.relink(&uid, &call);
+        }
+        if let Some(ctx) = self.calls.get(second)
+            && ctx.live == 0
+        {
+            self.calls.remove(second);
+            out.push(ev(
+                second.to_owned(),
+                at,
+                CallEventKind::Merged { into: call },
+            ));
+        }
+    }
+
+    /// Rebuilds channel state from a `CoreShowChannels` answer after a
+    /// reconnect: channels gone meanwhile hang up (closing their calls once),
+    /// channels unseen are registered (starting their calls), and agents whose
+    /// phones are up or ringing are reported so.
+    pub fn resync(&mut self, channels: &[Message], at: DateTime<Utc>, out: &mut Vec<CallEvent>) {
+        let present: std::collections::HashSet<&str> =
+            channels.iter().filter_map(|c| c.get("Uniqueid")).collect();
+        let gone: Vec<(String, String)> = self
+            .chans
+            .iter()
+            .filter(|(uid, _)| !present.contains(uid.as_str()))
+            .map(|(uid, c)| (uid.clone(), c.linkedid.clone()))
+            .collect();
+        for c in channels {
+            let started = c
+                .get("Duration")
+                .and_then(parse_duration)
+                .map(|d| at - d)
+                .unwrap_or(at);
+            self.on_channel(c, "", started, out);
+            let (Some(call), Some(name)) = (self.call_of(c, ""), c.get("Channel")) else {
+                continue;
+            };
+            let Some(agent) = self.agent_of(name) else {
+                continue;
+            };
+            if self.calls.get(&call).is_some_and(|ctx| {
+                Some(&ctx.first) == c.get("Uniqueid").map(str::to_owned).as_ref()
+            }) {
+                continue;
+            }
+            match c.get("ChannelState") {
+                Some("6") => out.push(ev(call, at, CallEventKind::Answered { agent: Some(agent) })),
+                Some("5") => out.push(ev(call, at, CallEventKind::Ringing { agent })),
+                _ => {}
+            }
+        }
+        let lost = HangupCause {
+            code: 0,
+            text: "ended while the AMI link was down".into(),
+        };
+        for (uid, lid) in gone {
+            self.chans.remove(&uid);
+            self.leave(&lid, &uid, lost.clone(), at, out);
+        }
+    }
+}
+
+/// `HH:MM:SS` as CoreShowChannels reports it.
+fn parse_duration(s: &str) -> Option<TimeDelta> {
+    let mut parts = s.split(':').map(|p| p.parse::<i64>().ok());
+    let (h, m, sec) = (parts.next()??, parts.next()??, parts.next()??);
+    TimeDelta::try_seconds(h * 3600 + m * 60 + sec)
+}
+
+fn ev(call_id: String, at: DateTime<Utc>, kind: CallEventKind) -> CallEvent {
+    CallEvent { call_id, at, kind }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_and_agents() {
+        let m = Mapper::new(MapperConfig::default());
+        assert_eq!(endpoint("PJSIP/101-0000001a"), Some(("PJSIP", "101")));
+        assert_eq!(endpoint("SIP/trunk-00000a1f"), Some(("SIP", "trunk")));
+        assert_eq!(
+            endpoint("Local/101@from-queue-0000003;1"),
+            Some(("Local", "101"))
+        );
+        assert_eq!(endpoint("PJSIP/101"), Some(("PJSIP", "101")));
+        assert_eq!(endpoint("PJSIP/my-phone"), Some(("PJSIP", "my-phone")));
+        assert_eq!(endpoint("garbage"), None);
+        assert_eq!(m.agent_of("PJSIP/102-0000000e").as_deref(), Some("102"));
+        assert_eq!(
+            m.agent_of("Local/103@from-agents-00000001;2").as_deref(),
+            Some("103")
+        );
+        assert_eq!(m.agent_of("PJSIP/trunk-0000000c"), None);
+        assert_eq!(m.agent_of("PJSIP/89031112233-0000000c"), None);
+        let narrow = Mapper::new(MapperConfig {
+            max_extension_digits: 2,
+            ..MapperConfig::default()
+        });
+        assert_eq!(narrow.agent_of("PJSIP/101-0000001a"), None);
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("01:02:03"), TimeDelta::try_seconds(3723));
+        assert_eq!(parse_duration("x"), None);
+    }
+}

@@ -1,0 +1,308 @@
+//! Offline replay of a raw AMI transcript into finished call records, as
+//! `ringside ami-replay FILE` prints them.
+//!
+//! Owns the choice of clock for a transcript. With `FILE.times` beside it
+//! (`<ns since capture start> <byte offset>` per message) a message's time
+//! is the capture's wall-clock start plus its offset. The capture start is
+//! taken from the first `Timestamp:` (epoch seconds) or `EventTV:` header
+//! minus that message's offset; a capture with neither is anchored at the
+//! Unix epoch, so times still give exact durations. Without `.times`,
+//! `Timestamp:` headers are used when Asterisk sends them, else the moment
+//! of replay.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use bytes::BytesMut;
+use chrono::{DateTime, TimeDelta, Utc};
+
+use super::codec::{Decoder, Frame, Message};
+use super::mapper::{Mapper, MapperConfig};
+use crate::calls::{CallRecord, CallSession, CallTracker, Moment};
+use crate::crm::phones::PhoneNormalizer;
+
+/// Parses a `.times` file; malformed lines are skipped.
+pub fn parse_times(times: &str) -> Vec<(u64, usize)> {
+    let mut out: Vec<(u64, usize)> = times
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.split_ascii_whitespace();
+            Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+        })
+        .collect();
+    out.sort_by_key(|&(_, off)| off);
+    out
+}
+
+/// The wall-clock time a message says it was sent, if it says so.
+pub fn message_time(m: &Message) -> Option<DateTime<Utc>> {
+    if let Some(ts) = m.get("Timestamp").and_then(|t| t.parse::<f64>().ok())
+        && ts.is_finite()
+        && ts >= 0.0
+    {
+        let micros = (ts * 1e6) as i64;
+        return DateTime::from_timestamp_micros(micros);
+    }
+    let tv = m.get("EventTV")?;
+    DateTime::parse_from_str(tv, "%Y-%m-%dT%H:%M:%S%.f%z")
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// Replays a transcript and returns the finished calls' sessions in the
+/// order they ended.
+pub fn replay_sessions(ami: &[u8], times: Option<&str>, cfg: MapperConfig) -> Vec<CallSession> {
+    let mut buf = BytesMut::from(ami);
+    let mut dec = Decoder::new();
+    let mut frames: Vec<(usize, Message)> = Vec::new();
+    loop {
+        match dec.decode(&mut buf) {
+            Ok(Some(Frame::Message(m))) => frames.push((ami.len() - buf.len(), m)),
+            Ok(Some(Frame::Banner(_))) => {}
+            Ok(None) => break,
+            Err(e) => tracing::warn!(error = %e, "skipping an AMI message in the transcript"),
+        }
+    }
+    let times = times.map(parse_times).filter(|t| !t.is_empty());
+    // Offset of the message that ends at `end`: the last entry before `end`.
+    let offset_ns = |end: usize| -> Option<u64> {
+        let t = times.as_ref()?;
+        let i = t.partition_point(|&(_, off)| off < end);
+        i.checked_sub(1).map(|i| t[i].0)
+    };
+    let anchor = times.as_ref().map(|_| {
+        frames
+            .iter()
+            .find_map(|(end, m)| {
+                let wall = message_time(m)?;
+                Some(wall - ns(offset_ns(*end).unwrap_or(0)))
+            })
+            .unwrap_or(DateTime::UNIX_EPOCH)
+    });
+    let mut mapper = Mapper::new(cfg);
+    let mut tracker = CallTracker::new();
+    let mut events = Vec::new();
+    let mut moments = Vec::new();
+    let mut done = Vec::new();
+    for (end, m) in &frames {
+        let at = match (anchor, offset_ns(*end)) {
+            (Some(a), Some(o)) => a + ns(o),
+            _ => message_time(m).unwrap_or_else(Utc::now),
+        };
+        mapper.map(m, at, &mut events);
+        for e in events.drain(..) {
+            tracker.feed_into(e, &mut moments);
+        }
+        for mo in moments.drain(..) {
+            if let Moment::Finished(s) = mo {
+                done.push(*s);
+            }
+        }
+    }
+    done
+}
+
+fn ns(n: u64) -> TimeDelta {
+    TimeDelta::nanoseconds(i64::try_from(n).unwrap_or(i64::MAX))
+}
+
+/// Replays a transcript into the records `ringside ami-replay` prints.
+/// `region` is the default region for numbers without a country code; an
+/// invalid one leaves numbers raw.
+pub fn replay(ami: &[u8], times: Option<&str>, region: &str) -> Vec<CallRecord> {
+    let phones = PhoneNormalizer::new(region).ok();
+    replay_sessions(ami, times, MapperConfig::default())
+        .iter()
+        .map(|s| s.to_record(phones.as_ref()))
+        .collect()
+}
+
+/// The `.times` file beside a transcript: `FILE.times`, else `NAME.times`.
+pub fn times_path(path: &Path) -> Option<PathBuf> {
+    let mut beside = path.as_os_str().to_owned();
+    beside.push(".times");
+    let beside = PathBuf::from(beside);
+    if beside.is_file() {
+        return Some(beside);
+    }
+    let swapped = path.with_extension("times");
+    (swapped != path && swapped.is_file()).then_some(swapped)
+}
+
+/// Reads FILE (and its `.times` if present) and writes one JSON line per
+/// finished call to `out`.
+pub fn run_replay_file(path: &Path, region: &str, out: &mut dyn Write) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let ami = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let times = match times_path(path) {
+        Some(p) => {
+            Some(std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?)
+        }
+        None => None,
+    };
+    for rec in replay(&ami, times.as_deref(), region) {
+        serde_json::to_writer(&mut *out, &rec)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::calls::{Direction, Disposition, TransferKind};
+
+    macro_rules! fixture {
+        ($name:literal) => {
+            replay(
+                include_bytes!(concat!("../../../tests/fixtures/ami/", $name, ".ami")),
+                Some(include_str!(concat!(
+                    "../../../tests/fixtures/ami/",
+                    $name,
+                    ".times"
+                ))),
+                "RU",
+            )
+        };
+    }
+
+    fn one(mut recs: Vec<CallRecord>) -> CallRecord {
+        assert_eq!(recs.len(), 1, "{recs:#?}");
+        recs.remove(0)
+    }
+
+    fn near(actual: f64, expected: f64) {
+        assert!((actual - expected).abs() <= 1.0, "{actual} vs {expected}");
+    }
+
+    #[test]
+    fn direct_answered() {
+        let r = one(fixture!("direct_answered"));
+        assert_eq!(r.call_id, "1795426662.2");
+        assert_eq!(r.direction, Direction::Inbound);
+        assert_eq!(r.caller, "+79161234567");
+        assert_eq!(r.caller_name, None);
+        assert_eq!(r.did.as_deref(), Some("74957654321"));
+        assert_eq!(r.disposition, Disposition::Answered);
+        assert_eq!(r.agent.as_deref(), Some("101"));
+        assert_eq!(r.rang, ["101"]);
+        assert_eq!(r.queue, None);
+        near(r.ring_s, 2.0);
+        near(r.talk_s, 5.0);
+        assert_eq!(
+            r.recording.as_deref(),
+            Some("/var/spool/asterisk/monitor/1795426662.2.wav")
+        );
+        assert!(r.transfers.is_empty());
+        assert!(r.started_at.starts_with("2026-11-23T"), "{}", r.started_at);
+    }
+
+    #[test]
+    fn direct_busy() {
+        let r = one(fixture!("direct_busy"));
+        assert_eq!(r.disposition, Disposition::Busy);
+        assert_eq!(r.caller, "+4930123456");
+        assert_eq!(r.caller_name.as_deref(), Some("Hans Mueller"));
+        assert_eq!(r.agent, None);
+        assert_eq!(r.answered_at, None);
+        assert_eq!(r.rang, ["101"]);
+        assert_eq!(r.talk_s, 0.0);
+    }
+
+    #[test]
+    fn direct_no_answer() {
+        let r = one(fixture!("direct_no_answer"));
+        assert_eq!(r.disposition, Disposition::NoAnswer);
+        assert_eq!(r.caller, "+79161234567");
+        assert_eq!(r.agent, None);
+        assert_eq!(r.rang, ["101"]);
+        near(r.ring_s, 20.0);
+        assert_eq!(r.talk_s, 0.0);
+    }
+
+    #[test]
+    fn queue_answered() {
+        let r = one(fixture!("queue_answered"));
+        assert_eq!(r.call_id, "1795426750.12");
+        assert_eq!(r.disposition, Disposition::Answered);
+        assert_eq!(r.queue.as_deref(), Some("sales"));
+        assert_eq!(r.agent.as_deref(), Some("102"));
+        assert_eq!(r.rang, ["101", "102"]);
+        assert_eq!(r.did.as_deref(), Some("74951234567"));
+        assert_eq!(r.caller, "+4930123456");
+        near(r.ring_s, 3.0);
+        near(r.talk_s, 4.0);
+        assert_eq!(
+            r.recording.as_deref(),
+            Some("/var/spool/asterisk/monitor/1795426750.12.wav")
+        );
+    }
+
+    #[test]
+    fn queue_abandoned() {
+        let r = one(fixture!("queue_abandoned"));
+        assert_eq!(r.disposition, Disposition::Abandoned);
+        assert_eq!(r.queue.as_deref(), Some("sales"));
+        assert_eq!(r.agent, None);
+        assert_eq!(r.rang, ["101", "102"]);
+        assert_eq!(r.caller, "+79031112233");
+        near(r.ring_s, 8.0);
+        assert_eq!(r.talk_s, 0.0);
+    }
+
+    #[test]
+    fn anonymous_caller() {
+        let r = one(fixture!("anonymous_caller"));
+        assert_eq!(r.caller, "anonymous");
+        assert_eq!(r.caller_name.as_deref(), Some("Anonymous"));
+        assert_eq!(r.disposition, Disposition::Answered);
+        assert_eq!(r.agent.as_deref(), Some("101"));
+        near(r.ring_s, 2.0);
+        near(r.talk_s, 5.0);
+    }
+
+    #[test]
+    fn cnam_special_chars() {
+        let r = one(fixture!("cnam_special_chars"));
+        assert_eq!(r.caller, "+79161234567");
+        assert_eq!(
+            r.caller_name.as_deref(),
+            Some("<script>alert('x')</script> Иван Петров")
+        );
+        assert_eq!(r.disposition, Disposition::Answered);
+        assert_eq!(r.agent.as_deref(), Some("101"));
+        near(r.talk_s, 5.0);
+    }
+
+    #[test]
+    fn click_to_call() {
+        let r = one(fixture!("click_to_call"));
+        assert_eq!(r.call_id, "1795426942.33");
+        assert_eq!(r.direction, Direction::Outbound);
+        assert_eq!(r.caller, "101");
+        assert_eq!(r.callee.as_deref(), Some("+79031112233"));
+        assert_eq!(r.agent.as_deref(), Some("101"));
+        assert_eq!(r.disposition, Disposition::Answered);
+        assert!(r.rang.is_empty(), "{:?}", r.rang);
+        near(r.talk_s, 5.0);
+        assert_eq!(
+            r.recording.as_deref(),
+            Some("/var/spool/asterisk/monitor/1795426942.33.wav")
+        );
+        let _ = TransferKind::Blind;
+    }
+
+    #[test]
+    fn without_times_uses_replay_clock_and_keeps_outcome() {
+        let recs = replay(
+            include_bytes!("../../../tests/fixtures/ami/queue_answered.ami"),
+            None,
+            "RU",
+        );
+        let r = one(recs);
+        assert_eq!(r.disposition, Disposition::Answered);
+        assert_eq!(r.agent.as_deref(), Some("102"));
+        assert!(r.talk_s < 1.0);
+    }
+}
