@@ -31,7 +31,7 @@ pub enum Direction {
     Internal,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Disposition {
     Answered,
@@ -461,10 +461,14 @@ impl CallTracker {
                     Some(_) => {
                         // A second agent picked the call up without a transfer
                         // event (AMI Redirect, dialplan transfer): a blind transfer.
-                        if let (Some(new), Some(old)) = (agent, s.agent.clone())
+                        if let Some(new) = &agent
+                            && s.transfers.iter().any(|t| t.to == *new)
+                        {
+                            // The target of an announced transfer picked up.
+                            s.agent = agent;
+                        } else if let (Some(new), Some(old)) = (agent, s.agent.clone())
                             && new != old
                             && s.originator.as_deref() != Some(new.as_str())
-                            && !s.transfers.iter().any(|t| t.to == new)
                         {
                             let t = Transfer {
                                 from: Some(old),
@@ -491,7 +495,9 @@ impl CallTracker {
                 let t = Transfer { from, to, kind };
                 if s.transfers.last() != Some(&t) {
                     s.transfers.push(t.clone());
-                    if t.to.bytes().all(|b| b.is_ascii_digit()) {
+                    // An attended target is already talking; a blind one
+                    // becomes the agent only when it answers.
+                    if t.kind == TransferKind::Attended && s.answered_at.is_some() {
                         s.agent = Some(t.to.clone());
                     }
                     out.push(Moment::Transferred {

@@ -177,6 +177,11 @@ impl Mapper {
     /// Asterisk gives every channel in a bridge the oldest `Linkedid` when
     /// bridges merge (transfers): follow the channel to its new call.
     fn relink(&mut self, uid: &str, lid: &str) {
+        // Only into a call still alive: late events of a merged call may
+        // still name its old id.
+        if !self.calls.contains_key(lid) {
+            return;
+        }
         let Some(chan) = self.chans.get_mut(uid) else {
             return;
         };

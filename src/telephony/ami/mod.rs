@@ -7,5 +7,6 @@
 pub mod codec;
 pub mod mapper;
 pub mod replay;
+pub mod synth;
 
 pub use replay::{replay, run_replay_file};

@@ -290,7 +290,47 @@ mod tests {
             r.recording.as_deref(),
             Some("/var/spool/asterisk/monitor/1795426942.33.wav")
         );
-        let _ = TransferKind::Blind;
+    }
+
+    #[test]
+    fn synthetic_blind_transfer() {
+        let r = one(fixture!("synthetic_blind_transfer"));
+        assert_eq!(r.disposition, Disposition::Answered);
+        assert_eq!(r.agent.as_deref(), Some("102"));
+        assert_eq!(r.rang, ["101", "102"]);
+        assert_eq!(r.transfers.len(), 1);
+        assert_eq!(r.transfers[0].from.as_deref(), Some("101"));
+        assert_eq!(r.transfers[0].to, "102");
+        assert_eq!(r.transfers[0].kind, TransferKind::Blind);
+        near(r.ring_s, 2.0);
+        near(r.talk_s, 13.0);
+    }
+
+    #[test]
+    fn synthetic_attended_transfer() {
+        let r = one(fixture!("synthetic_attended_transfer"));
+        assert_eq!(r.call_id, "1795427200.60");
+        assert_eq!(r.disposition, Disposition::Answered);
+        assert_eq!(r.caller, "+4930123456");
+        assert_eq!(r.agent.as_deref(), Some("102"));
+        assert_eq!(r.transfers.len(), 1);
+        assert_eq!(r.transfers[0].from.as_deref(), Some("101"));
+        assert_eq!(r.transfers[0].to, "102");
+        assert_eq!(r.transfers[0].kind, TransferKind::Attended);
+        near(r.talk_s, 17.0);
+    }
+
+    #[test]
+    fn synthetic_queue_local_members() {
+        let r = one(fixture!("synthetic_queue_local_members"));
+        assert_eq!(r.disposition, Disposition::Answered);
+        assert_eq!(r.queue.as_deref(), Some("support"));
+        assert_eq!(r.did.as_deref(), Some("74951230000"));
+        assert_eq!(r.agent.as_deref(), Some("103"));
+        assert_eq!(r.rang, ["102", "103"]);
+        assert!(r.transfers.is_empty());
+        near(r.ring_s, 18.0);
+        near(r.talk_s, 6.0);
     }
 
     #[test]
@@ -304,5 +344,51 @@ mod tests {
         assert_eq!(r.disposition, Disposition::Answered);
         assert_eq!(r.agent.as_deref(), Some("102"));
         assert!(r.talk_s < 1.0);
+    }
+}
+
+#[cfg(test)]
+mod burst_tests {
+    use super::*;
+    use crate::calls::Disposition;
+    use crate::telephony::ami::synth::interleave;
+    use std::collections::HashMap;
+
+    #[test]
+    fn burst_of_interleaved_calls_keeps_every_outcome() {
+        let fx = |n: &str| {
+            let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ami/");
+            (
+                std::fs::read(format!("{dir}{n}.ami")).unwrap_or_default(),
+                std::fs::read_to_string(format!("{dir}{n}.times")).unwrap_or_default(),
+            )
+        };
+        let names = [
+            "direct_answered",
+            "direct_busy",
+            "queue_abandoned",
+            "queue_answered",
+            "synthetic_attended_transfer",
+        ];
+        let files: Vec<_> = names.iter().map(|n| fx(n)).collect();
+        let sources: Vec<(&[u8], &str)> = files.iter().map(|(a, t)| (&a[..], &t[..])).collect();
+        // A new call every 50 ms: dozens of calls overlap at any moment.
+        let burst = interleave(&sources, 60, 50_000_000);
+        let recs = replay(&burst.ami, Some(&burst.times), "RU");
+        assert_eq!(recs.len(), 300);
+        let mut by_kind: HashMap<(Disposition, Option<String>), usize> = HashMap::new();
+        for r in &recs {
+            *by_kind.entry((r.disposition, r.agent.clone())).or_default() += 1;
+        }
+        assert_eq!(by_kind[&(Disposition::Answered, Some("101".into()))], 60);
+        assert_eq!(by_kind[&(Disposition::Answered, Some("102".into()))], 120);
+        assert_eq!(by_kind[&(Disposition::Busy, None)], 60);
+        assert_eq!(by_kind[&(Disposition::Abandoned, None)], 60);
+        let transferred = recs.iter().filter(|r| r.transfers.len() == 1).count();
+        assert_eq!(transferred, 60);
+        let mut ids: Vec<_> = recs.iter().map(|r| r.call_id.clone()).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 300, "every call reported once");
     }
 }
