@@ -508,20 +508,34 @@ impl Mapper {
         }
     }
 
+    /// Ids (`Uniqueid`) of the channels the mapper believes are up.
+    pub fn channel_ids(&self) -> impl Iterator<Item = &str> {
+        self.chans.keys().map(String::as_str)
+    }
+
     /// Rebuilds channel state from a `CoreShowChannels` answer after a
-    /// reconnect: channels gone meanwhile hang up (closing their calls once),
-    /// channels unseen are registered (starting their calls), and agents whose
-    /// phones are up or ringing are reported so.
-    pub fn resync(&mut self, channels: &[Message], at: DateTime<Utc>, out: &mut Vec<CallEvent>) {
+    /// reconnect. `known` are the channels believed up before the list was
+    /// asked for: those missing from it hung up meanwhile (their calls are
+    /// closed once). Channels not seen before are registered (starting their
+    /// calls), and agents' phones among them that are up or ringing are
+    /// reported so. Channels learned from events while the list was on its
+    /// way are left alone.
+    pub fn resync(
+        &mut self,
+        channels: &[Message],
+        known: &std::collections::HashSet<String>,
+        at: DateTime<Utc>,
+        out: &mut Vec<CallEvent>,
+    ) {
         let present: std::collections::HashSet<&str> =
             channels.iter().filter_map(|c| c.get("Uniqueid")).collect();
-        let gone: Vec<(String, String)> = self
-            .chans
-            .iter()
-            .filter(|(uid, _)| !present.contains(uid.as_str()))
-            .map(|(uid, c)| (uid.clone(), c.linkedid.clone()))
-            .collect();
         for c in channels {
+            let Some(uid) = c.get("Uniqueid") else {
+                continue;
+            };
+            if self.chans.contains_key(uid) {
+                continue;
+            }
             let started = c
                 .get("Duration")
                 .and_then(parse_duration)
@@ -534,9 +548,7 @@ impl Mapper {
             let Some(agent) = self.agent_of(name) else {
                 continue;
             };
-            if self.calls.get(&call).is_some_and(|ctx| {
-                Some(&ctx.first) == c.get("Uniqueid").map(str::to_owned).as_ref()
-            }) {
+            if self.calls.get(&call).is_some_and(|ctx| ctx.first == uid) {
                 continue;
             }
             match c.get("ChannelState") {
@@ -549,9 +561,13 @@ impl Mapper {
             code: 0,
             text: "ended while the AMI link was down".into(),
         };
-        for (uid, lid) in gone {
-            self.chans.remove(&uid);
-            self.leave(&lid, &uid, lost.clone(), at, out);
+        for uid in known {
+            if present.contains(uid.as_str()) {
+                continue;
+            }
+            if let Some(chan) = self.chans.remove(uid) {
+                self.leave(&chan.linkedid, uid, lost.clone(), at, out);
+            }
         }
     }
 }

@@ -4,6 +4,7 @@
 //!
 //! Nothing outside this module knows AMI exists.
 
+pub mod client;
 pub mod codec;
 pub mod mapper;
 pub mod replay;
