@@ -6,6 +6,7 @@
 
 pub mod client;
 pub mod codec;
+pub mod fake;
 pub mod mapper;
 pub mod replay;
 pub mod synth;
