@@ -67,6 +67,7 @@ pub struct HangupCause {
 }
 
 impl HangupCause {
+    pub const NORMAL_CLEARING: u16 = 16;
     pub const USER_BUSY: u16 = 17;
     pub const NO_USER_RESPONSE: u16 = 18;
     pub const NO_ANSWER: u16 = 19;
@@ -219,6 +220,11 @@ impl CallSession {
         }
         let code = self.cause.as_ref().map(|c| c.code);
         let outbound = self.direction() != Direction::Inbound;
+        if self.queue.is_some() && !outbound {
+            // The caller never left the queue by hanging up (that is
+            // `abandoned`): the queue gave up on them.
+            return Disposition::NoAnswer;
+        }
         match self.last_ring_outcome {
             Some(RingOutcome::Busy) => Disposition::Busy,
             Some(RingOutcome::NoAnswer) => Disposition::NoAnswer,
@@ -232,7 +238,12 @@ impl CallSession {
                 Some(HangupCause::NO_ANSWER | HangupCause::NO_USER_RESPONSE) => {
                     Disposition::NoAnswer
                 }
-                _ if self.queue.is_some() => Disposition::Abandoned,
+                // Nothing rang and the line cleared normally: an inbound
+                // caller gave up (IVR, announcement); an agent's call never
+                // reached anyone.
+                Some(0 | HangupCause::NORMAL_CLEARING) | None if !outbound => {
+                    Disposition::Abandoned
+                }
                 _ => Disposition::Failed,
             },
         }
@@ -661,6 +672,42 @@ mod tests {
         ]);
         assert_eq!(s.disposition(), Disposition::Abandoned);
         assert_eq!(s.rang, ["101", "102"]);
+    }
+
+    #[test]
+    fn queue_timeout_is_no_answer_and_ivr_hangup_is_abandoned() {
+        let s = finish(vec![
+            started(),
+            ev(
+                0,
+                CallEventKind::Queued {
+                    queue: "support".into(),
+                },
+            ),
+            ev(
+                0,
+                CallEventKind::Ringing {
+                    agent: "102".into(),
+                },
+            ),
+            ev(
+                30,
+                CallEventKind::RingEnded {
+                    agent: "102".into(),
+                    outcome: RingOutcome::Cancelled,
+                },
+            ),
+            ended(31, 16),
+        ]);
+        assert_eq!(s.disposition(), Disposition::NoAnswer);
+        assert_eq!(
+            finish(vec![started(), ended(9, 16)]).disposition(),
+            Disposition::Abandoned
+        );
+        assert_eq!(
+            finish(vec![started(), ended(1, 34)]).disposition(),
+            Disposition::Failed
+        );
     }
 
     #[test]

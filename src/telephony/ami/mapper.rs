@@ -142,6 +142,13 @@ impl Mapper {
                 }
             }
             "BlindTransfer" => self.on_blind(m, at, out),
+            "Pickup" => {
+                // Another phone picked up a ringing call (directed or group pickup).
+                let agent = m.get("Channel").and_then(|c| self.agent_of(c));
+                if let (Some(call), Some(agent)) = (self.call_of(m, "Target"), agent) {
+                    out.push(ev(call, at, CallEventKind::Answered { agent: Some(agent) }));
+                }
+            }
             "AttendedTransfer" => self.on_attended(m, at, out),
             "Hold" | "Unhold" => {
                 if let Some(call) = self.call_of(m, "") {
@@ -224,7 +231,9 @@ impl Mapper {
             return;
         }
         let ext = self.agent_of(name);
-        let local = name.len() >= 6 && name[..6].eq_ignore_ascii_case("Local/");
+        let local = name
+            .get(..6)
+            .is_some_and(|p| p.eq_ignore_ascii_case("Local/"));
         let external = ext.is_none() && !local;
         self.chans.insert(
             uid.to_owned(),
@@ -611,6 +620,82 @@ mod tests {
             ..MapperConfig::default()
         });
         assert_eq!(narrow.agent_of("PJSIP/101-0000001a"), None);
+    }
+
+    use proptest::prelude::*;
+
+    fn header() -> impl Strategy<Value = (String, String)> {
+        let names = prop_oneof![
+            Just("Event"),
+            Just("Channel"),
+            Just("DestChannel"),
+            Just("Uniqueid"),
+            Just("Linkedid"),
+            Just("DestUniqueid"),
+            Just("DestLinkedid"),
+            Just("DialStatus"),
+            Just("Variable"),
+            Just("Value"),
+            Just("Cause"),
+            Just("Queue"),
+            Just("Result"),
+            Just("Extension"),
+            Just("ChannelState"),
+            Just("Duration"),
+            Just("Interface"),
+            Just("SecondTransfererLinkedid"),
+            Just("OrigTransfererLinkedid"),
+            Just("CallerIDNum"),
+        ];
+        let values = prop_oneof![
+            Just("Newchannel".to_owned()),
+            Just("Hangup".to_owned()),
+            Just("DialBegin".to_owned()),
+            Just("DialEnd".to_owned()),
+            Just("AgentConnect".to_owned()),
+            Just("AttendedTransfer".to_owned()),
+            Just("BlindTransfer".to_owned()),
+            Just("VarSet".to_owned()),
+            Just("BridgeEnter".to_owned()),
+            Just("ANSWER".to_owned()),
+            Just("Success".to_owned()),
+            Just("PJSIP/101-0000001a".to_owned()),
+            Just("Local/1é@x;1".to_owned()),
+            Just("MIXMONITOR_FILENAME".to_owned()),
+            "[0-9]{1,2}".prop_map(|s| format!("1.{s}")),
+            ".{0,12}",
+        ];
+        (names, values).prop_map(|(n, v)| (n.to_owned(), v))
+    }
+
+    proptest! {
+        #[test]
+        fn any_event_sequence_is_safe_and_calls_end_once(
+            msgs in proptest::collection::vec(proptest::collection::vec(header(), 1..8), 0..60),
+            resync_at in 0usize..60,
+        ) {
+            let mut m = Mapper::new(MapperConfig::default());
+            let mut tracker = crate::calls::CallTracker::new();
+            let mut out = Vec::new();
+            let mut ended = std::collections::HashSet::new();
+            for (i, hs) in msgs.iter().enumerate() {
+                let msg = Message::from_pairs(hs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+                if i == resync_at {
+                    let known = m.channel_ids().map(str::to_owned).collect();
+                    m.resync(std::slice::from_ref(&msg), &known, Utc::now(), &mut out);
+                } else {
+                    m.map(&msg, Utc::now(), &mut out);
+                }
+                for e in out.drain(..) {
+                    for mo in tracker.feed(e) {
+                        if let crate::calls::Moment::Finished(s) = mo {
+                            // A call id may come back only as a new call.
+                            prop_assert!(ended.insert((s.call_id.clone(), s.started_at, i)));
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -334,6 +334,46 @@ mod tests {
     }
 
     #[test]
+    fn replay_file_prints_one_json_line_per_call() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("capture.ami");
+        let src = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/ami/queue_abandoned"
+        );
+        std::fs::copy(format!("{src}.ami"), &path).expect("copy transcript");
+        std::fs::copy(format!("{src}.times"), dir.path().join("capture.times"))
+            .expect("copy times");
+        let mut out = Vec::new();
+        run_replay_file(&path, "RU", &mut out).expect("replay");
+        let text = String::from_utf8(out).expect("utf-8");
+        let lines: Vec<_> = text.lines().collect();
+        assert_eq!(lines.len(), 1);
+        let v: serde_json::Value = serde_json::from_str(lines[0]).expect("json");
+        assert_eq!(v["disposition"], "abandoned");
+        assert_eq!(v["direction"], "inbound");
+        assert_eq!(v["queue"], "sales");
+        assert_eq!(v["caller"], "+79031112233");
+        assert_eq!(v["rang"], serde_json::json!(["101", "102"]));
+        assert!(v["agent"].is_null());
+        assert!((v["ring_s"].as_f64().unwrap_or(0.0) - 8.0).abs() <= 1.0);
+        for k in [
+            "call_id",
+            "callee",
+            "did",
+            "started_at",
+            "answered_at",
+            "ended_at",
+            "talk_s",
+            "transfers",
+            "recording",
+        ] {
+            assert!(v.get(k).is_some(), "missing {k}");
+        }
+        assert!(run_replay_file(&dir.path().join("missing.ami"), "RU", &mut Vec::new()).is_err());
+    }
+
+    #[test]
     fn without_times_uses_replay_clock_and_keeps_outcome() {
         let recs = replay(
             include_bytes!("../../../tests/fixtures/ami/queue_answered.ami"),

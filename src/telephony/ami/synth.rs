@@ -78,7 +78,7 @@ pub fn interleave(sources: &[(&[u8], &str)], copies: usize, stagger_ns: u64) -> 
             let g = k * parsed.len() + i;
             let base = evs.first().map_or(0, |e| e.0);
             for (j, (t, _)) in evs.iter().enumerate() {
-                all.push((t - base + g as u64 * stagger_ns, g, i, j));
+                all.push((t.saturating_sub(base) + g as u64 * stagger_ns, g, i, j));
             }
         }
     }
