@@ -67,6 +67,32 @@ impl FakeScript {
     }
 }
 
+/// A demo stream for `ringside demo`: `copies` rounds of the captured calls
+/// (direct, queue, abandoned, busy, click-to-call), renumbered, a new call
+/// every `every`, played at the recorded pace.
+pub fn demo_script(copies: usize, every: Duration) -> FakeScript {
+    macro_rules! fx {
+        ($n:literal) => {
+            (
+                &include_bytes!(concat!("../../../tests/fixtures/ami/", $n, ".ami"))[..],
+                include_str!(concat!("../../../tests/fixtures/ami/", $n, ".times")),
+            )
+        };
+    }
+    let sources = [
+        fx!("direct_answered"),
+        fx!("queue_answered"),
+        fx!("queue_abandoned"),
+        fx!("direct_busy"),
+        fx!("click_to_call"),
+    ];
+    let stagger = u64::try_from(every.as_nanos()).unwrap_or(u64::MAX);
+    let t = super::synth::interleave(&sources, copies, stagger);
+    let mut script = FakeScript::from_transcript(&t.ami, &t.times);
+    script.pace = Pace::Recorded { speed: 1.0 };
+    script
+}
+
 #[derive(Debug)]
 struct Progress {
     cursor: usize,
@@ -419,5 +445,29 @@ async fn stream(state: Arc<FakeState>, wr: Arc<Mutex<OwnedWriteHalf>>, hang_up: 
             hang_up.notify_one();
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_script_has_every_call_renumbered() {
+        let s = demo_script(3, Duration::from_secs(2));
+        let starts: std::collections::HashSet<_> = s
+            .events
+            .iter()
+            .filter(|(_, m)| {
+                m.event() == Some("Newchannel") && m.get("Uniqueid") == m.get("Linkedid")
+            })
+            .filter_map(|(_, m)| m.get("Linkedid"))
+            .collect();
+        assert_eq!(starts.len(), 15);
+        assert!(
+            s.events.windows(2).all(|w| w[0].0 <= w[1].0),
+            "events in time order"
+        );
+        assert_eq!(s.pace, Pace::Recorded { speed: 1.0 });
     }
 }
