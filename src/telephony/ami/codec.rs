@@ -96,11 +96,23 @@ impl Message {
         }
     }
 
+    /// Compares a header name as bytes: no UTF-8 check on the lookup path.
+    fn is_named(&self, f: &Field, name: &str) -> bool {
+        let raw: &[u8] = if f.name == NO_NAME {
+            b"Output"
+        } else {
+            self.buf
+                .get(f.name.0 as usize..f.name.1 as usize)
+                .unwrap_or_default()
+        };
+        raw.eq_ignore_ascii_case(name.as_bytes())
+    }
+
     /// The first value of header `name` (case-insensitive, as Asterisk reads them).
     pub fn get(&self, name: &str) -> Option<&str> {
         self.fields
             .iter()
-            .find(|f| self.name_of(f).eq_ignore_ascii_case(name))
+            .find(|f| self.is_named(f, name))
             .map(|f| self.slice(f.value))
     }
 
@@ -108,7 +120,7 @@ impl Message {
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.fields
             .iter()
-            .filter(move |f| self.name_of(f).eq_ignore_ascii_case(name))
+            .filter(move |f| self.is_named(f, name))
             .map(|f| self.slice(f.value))
     }
 

@@ -78,6 +78,19 @@ pub struct Mapper {
     calls: HashMap<String, CallCtx>,
 }
 
+/// Header name for a channel field under a prefix (`Dest` + `Uniqueid`),
+/// without allocating for the common ones.
+fn key(prefix: &str, name: &'static str) -> std::borrow::Cow<'static, str> {
+    use std::borrow::Cow;
+    match (prefix, name) {
+        ("", n) => Cow::Borrowed(n),
+        ("Dest", "Uniqueid") => Cow::Borrowed("DestUniqueid"),
+        ("Dest", "Linkedid") => Cow::Borrowed("DestLinkedid"),
+        ("Dest", "Channel") => Cow::Borrowed("DestChannel"),
+        (p, n) => Cow::Owned(format!("{p}{n}")),
+    }
+}
+
 fn unknown(v: &str) -> bool {
     v.is_empty() || v == "<unknown>"
 }
@@ -168,14 +181,8 @@ impl Mapper {
     /// Call id for the channel described by headers with `prefix`
     /// (`""`, `Dest`, `Transferer`…), noticing `Linkedid` moves on the way.
     fn call_of(&mut self, m: &Message, prefix: &str) -> Option<String> {
-        let mut key = String::with_capacity(prefix.len() + 9);
-        key.push_str(prefix);
-        key.push_str("Uniqueid");
-        let uid = m.get(&key);
-        key.truncate(prefix.len());
-        key.push_str("Linkedid");
-        let lid = m.get(&key)?;
-        if let Some(uid) = uid {
+        let lid = m.get(&key(prefix, "Linkedid"))?;
+        if let Some(uid) = m.get(&key(prefix, "Uniqueid")) {
             self.relink(uid, lid);
         }
         Some(lid.to_owned())
@@ -214,13 +221,7 @@ impl Mapper {
         at: DateTime<Utc>,
         out: &mut Vec<CallEvent>,
     ) {
-        let field = |k: &str| -> Option<&str> {
-            if prefix.is_empty() {
-                m.get(k)
-            } else {
-                m.get(&format!("{prefix}{k}"))
-            }
-        };
+        let field = |k: &'static str| m.get(&key(prefix, k));
         let (Some(uid), Some(lid), Some(name)) =
             (field("Uniqueid"), field("Linkedid"), field("Channel"))
         else {
