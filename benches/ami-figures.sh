@@ -10,7 +10,7 @@ features=(--features peer-bench)
 out=$(cargo bench "${features[@]}" --bench ami -- --noplot 2>&1 | tee /dev/stderr)
 echo
 echo "== AMI figures (events/s, best run) =="
-echo "$out" | grep '^burst:' || true
+echo "$out" | grep -m1 "^burst:" || true
 echo "$out" | awk '
   /^figure:/ { rate[$2] = $3; order[n++] = $2 }
   END {
@@ -18,7 +18,7 @@ echo "$out" | awk '
     for (i = 0; i < n; i++) {
       k = order[i]
       line = sprintf("%-28s %14.0f", k, rate[k])
-      if (k != "codec/ringside" && ours > 0 && rate[k] > 0)
+      if (k !~ /ringside/ && ours > 0 && rate[k] > 0)
         line = line sprintf("   ringside codec is %.1fx this", ours / rate[k])
       print line
     }
