@@ -21,6 +21,8 @@ const FIXTURES: &[&str] = &[
     "queue_answered",
     "synthetic_attended_transfer",
     "synthetic_blind_transfer",
+    "synthetic_internal_call",
+    "synthetic_outbound_busy",
     "synthetic_queue_local_members",
 ];
 

@@ -49,34 +49,40 @@ pub fn message_time(m: &Message) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-/// Replays a transcript and returns the finished calls' sessions in the
-/// order they ended.
-pub fn replay_sessions(ami: &[u8], times: Option<&str>, cfg: MapperConfig) -> Vec<CallSession> {
+/// The messages of a transcript, each with its capture time in ns when a
+/// `.times` text is given (the entry at or before the message's bytes).
+pub fn timed_messages(ami: &[u8], times: Option<&str>) -> Vec<(Option<u64>, Message)> {
+    let times = times.map(parse_times).filter(|t| !t.is_empty());
     let mut buf = BytesMut::from(ami);
     let mut dec = Decoder::new();
-    let mut frames: Vec<(usize, Message)> = Vec::new();
+    let mut out = Vec::new();
     loop {
         match dec.decode(&mut buf) {
-            Ok(Some(Frame::Message(m))) => frames.push((ami.len() - buf.len(), m)),
+            Ok(Some(Frame::Message(m))) => {
+                let end = ami.len() - buf.len();
+                let ns = times.as_ref().and_then(|t| {
+                    let i = t.partition_point(|&(_, off)| off < end);
+                    i.checked_sub(1).map(|i| t[i].0)
+                });
+                out.push((ns, m));
+            }
             Ok(Some(Frame::Banner(_))) => {}
             Ok(None) => break,
             Err(e) => tracing::warn!(error = %e, "skipping an AMI message in the transcript"),
         }
     }
-    let times = times.map(parse_times).filter(|t| !t.is_empty());
-    // Offset of the message that ends at `end`: the last entry before `end`.
-    let offset_ns = |end: usize| -> Option<u64> {
-        let t = times.as_ref()?;
-        let i = t.partition_point(|&(_, off)| off < end);
-        i.checked_sub(1).map(|i| t[i].0)
-    };
-    let anchor = times.as_ref().map(|_| {
+    out
+}
+
+/// Replays a transcript and returns the finished calls' sessions in the
+/// order they ended.
+pub fn replay_sessions(ami: &[u8], times: Option<&str>, cfg: MapperConfig) -> Vec<CallSession> {
+    let frames = timed_messages(ami, times);
+    let timed = frames.iter().any(|(t, _)| t.is_some());
+    let anchor = timed.then(|| {
         frames
             .iter()
-            .find_map(|(end, m)| {
-                let wall = message_time(m)?;
-                Some(wall - ns(offset_ns(*end).unwrap_or(0)))
-            })
+            .find_map(|(t, m)| Some(message_time(m)? - ns(t.unwrap_or(0))))
             .unwrap_or(DateTime::UNIX_EPOCH)
     });
     let mut mapper = Mapper::new(cfg);
@@ -84,8 +90,8 @@ pub fn replay_sessions(ami: &[u8], times: Option<&str>, cfg: MapperConfig) -> Ve
     let mut events = Vec::new();
     let mut moments = Vec::new();
     let mut done = Vec::new();
-    for (end, m) in &frames {
-        let at = match (anchor, offset_ns(*end)) {
+    for (t, m) in &frames {
+        let at = match (anchor, *t) {
             (Some(a), Some(o)) => a + ns(o),
             _ => message_time(m).unwrap_or_else(Utc::now),
         };
@@ -331,6 +337,55 @@ mod tests {
         assert!(r.transfers.is_empty());
         near(r.ring_s, 18.0);
         near(r.talk_s, 6.0);
+    }
+
+    #[test]
+    fn synthetic_internal_call() {
+        let r = one(fixture!("synthetic_internal_call"));
+        assert_eq!(r.direction, Direction::Internal);
+        assert_eq!(r.caller, "101");
+        assert_eq!(r.callee.as_deref(), Some("102"));
+        assert_eq!(r.agent.as_deref(), Some("102"));
+        assert_eq!(r.disposition, Disposition::Answered);
+        near(r.ring_s, 4.0);
+        near(r.talk_s, 8.0);
+    }
+
+    #[test]
+    fn synthetic_outbound_busy() {
+        let r = one(fixture!("synthetic_outbound_busy"));
+        assert_eq!(r.direction, Direction::Outbound);
+        assert_eq!(r.caller, "102");
+        assert_eq!(r.callee.as_deref(), Some("+79031112233"));
+        assert_eq!(r.disposition, Disposition::Busy);
+        assert!(r.rang.is_empty());
+        assert_eq!(r.answered_at, None);
+        assert_eq!(r.talk_s, 0.0);
+    }
+
+    #[test]
+    fn timestamp_headers_give_times_without_a_times_file() {
+        // Asterisk with `timestampevents = yes`: every event carries epoch seconds.
+        let ami = include_bytes!("../../../tests/fixtures/ami/direct_answered.ami");
+        let times = include_str!("../../../tests/fixtures/ami/direct_answered.times");
+        let mut out = Vec::new();
+        for (t, m) in timed_messages(ami, Some(times)) {
+            let secs = 1_795_426_662.0 + t.unwrap_or(0) as f64 / 1e9;
+            let mut first = true;
+            for (k, v) in m.headers() {
+                out.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
+                if first {
+                    out.extend_from_slice(format!("Timestamp: {secs:.6}\r\n").as_bytes());
+                    first = false;
+                }
+            }
+            out.extend_from_slice(b"\r\n");
+        }
+        let r = one(replay(&out, None, "RU"));
+        assert_eq!(r.disposition, Disposition::Answered);
+        assert!(r.started_at.starts_with("2026-11-23T"), "{}", r.started_at);
+        near(r.ring_s, 2.0);
+        near(r.talk_s, 5.0);
     }
 
     #[test]

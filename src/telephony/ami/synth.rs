@@ -2,10 +2,8 @@
 //! calls interleaved in time, as a busy PBX would send them. Used by tests,
 //! benchmarks and the demo stream; it never touches a socket.
 
-use bytes::BytesMut;
-
-use super::codec::{Decoder, Frame, Message};
-use super::replay::parse_times;
+use super::codec::Message;
+use super::replay::timed_messages;
 
 /// A transcript and its `.times` text.
 #[derive(Debug, Clone, Default)]
@@ -43,26 +41,11 @@ pub fn renumber(m: &Message, copy: usize, out: &mut Vec<u8>) {
 /// The events of a transcript with their times in ns (responses to the
 /// capturing client's own actions are left out).
 pub fn events_with_times(ami: &[u8], times: &str) -> Vec<(u64, Message)> {
-    let times = parse_times(times);
-    let mut buf = BytesMut::from(ami);
-    let mut dec = Decoder::new();
-    let mut out = Vec::new();
-    loop {
-        match dec.decode(&mut buf) {
-            Ok(Some(Frame::Message(m))) => {
-                let end = ami.len() - buf.len();
-                let i = times.partition_point(|&(_, off)| off < end);
-                let t = i.checked_sub(1).map_or(0, |i| times[i].0);
-                if m.event().is_some() {
-                    out.push((t, m));
-                }
-            }
-            Ok(Some(Frame::Banner(_))) => {}
-            Ok(None) => break,
-            Err(_) => {}
-        }
-    }
-    out
+    timed_messages(ami, Some(times))
+        .into_iter()
+        .filter(|(_, m)| m.event().is_some())
+        .map(|(t, m)| (t.unwrap_or(0), m))
+        .collect()
 }
 
 /// `copies` rounds of every source transcript, each call renumbered and
