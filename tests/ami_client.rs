@@ -323,9 +323,37 @@ async fn actions_are_correlated_and_lists_collected() {
         .expect("spy sent");
     assert_eq!(spy.get("Application"), Some("ChanSpy"));
     assert_eq!(spy.get("Data"), Some("PJSIP/101,qw"));
+    let queues = client
+        .list(ringside::telephony::ami::codec::Action::new("QueueStatus"))
+        .await
+        .expect("queue status");
+    assert!(queues.items.is_empty());
+    assert_eq!(queues.response.get("EventList"), Some("start"));
     let login = &actions[0];
     assert_eq!(login.get("Action"), Some("Login"));
     assert_eq!(login.get("Events"), Some("on"));
+    client.stop();
+    fake.shutdown().await;
+}
+
+#[tokio::test]
+async fn slow_event_consumer_never_stalls_the_reader() {
+    let (ami, times) = fixture("queue_answered");
+    let fake = FakeAmi::start(FakeScript::from_transcript(&ami, &times))
+        .await
+        .expect("fake starts");
+    let mut cfg = config(&fake.url());
+    cfg.event_capacity = 1;
+    // Nobody reads `feed.events`: it fills after one event.
+    let (client, mut feed) = client::start(cfg);
+    let r = collect(&client, &mut feed, 1).await.remove(0);
+    assert_eq!(r.disposition, Disposition::Answered);
+    assert_eq!(r.agent.as_deref(), Some("102"));
+    assert!(
+        client.dropped_events() > 0,
+        "events beyond capacity are counted"
+    );
+    assert_eq!(feed.events.len(), 1);
     client.stop();
     fake.shutdown().await;
 }

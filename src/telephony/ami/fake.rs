@@ -331,6 +331,11 @@ async fn connection(sock: TcpStream, state: Arc<FakeState>) {
                     let out = core_show_channels(&state, &id);
                     w.write_all(&out).await.is_ok()
                 }
+                "queuestatus" | "status" | "queuesummary" => {
+                    // Lists the fake has nothing for: an empty, well-formed list.
+                    let name = m.get("Action").unwrap_or_default();
+                    w.write_all(&empty_list(&id, name)).await.is_ok()
+                }
                 _ => {
                     let msg = format!("Fake accepted {}", m.get("Action").unwrap_or_default());
                     w.write_all(&reply(&id, "Success", &[("Message", &msg)]))
@@ -359,6 +364,19 @@ fn reply(id: &str, response: &str, extra: &[(&str, &str)]) -> BytesMut {
         out.put_slice(format!("{k}: {v}\r\n").as_bytes());
     }
     out.put_slice(b"\r\n");
+    out
+}
+
+fn empty_list(id: &str, action: &str) -> BytesMut {
+    let mut out = reply(
+        id,
+        "Success",
+        &[("EventList", "start"), ("Message", "List will follow")],
+    );
+    out.put_slice(
+        format!("Event: {action}Complete\r\nActionID: {id}\r\nEventList: Complete\r\nListItems: 0\r\n\r\n")
+            .as_bytes(),
+    );
     out
 }
 
