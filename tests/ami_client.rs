@@ -123,6 +123,32 @@ async fn recorded_pace_keeps_durations() {
 }
 
 #[tokio::test]
+async fn md5_challenge_login_works() {
+    let (ami, times) = fixture("direct_busy");
+    let fake = FakeAmi::start(FakeScript::from_transcript(&ami, &times))
+        .await
+        .expect("fake starts");
+    let mut cfg = config(&fake.url());
+    cfg.auth = client::LoginAuth::Md5;
+    let (client, mut feed) = client::start(cfg);
+    let r = collect(&client, &mut feed, 1).await.remove(0);
+    assert_eq!(r.disposition, Disposition::Busy);
+    let actions = fake.state().actions();
+    let login = actions
+        .iter()
+        .find(|a| a.get("Action") == Some("Login"))
+        .expect("login sent");
+    assert_eq!(
+        login.get("Secret"),
+        None,
+        "the secret never crosses the wire"
+    );
+    assert_eq!(login.get("AuthType"), Some("md5"));
+    client.stop();
+    fake.shutdown().await;
+}
+
+#[tokio::test]
 async fn wrong_secret_never_logs_in() {
     let (ami, times) = fixture("direct_answered");
     let fake = FakeAmi::start(FakeScript::from_transcript(&ami, &times))

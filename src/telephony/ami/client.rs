@@ -134,10 +134,30 @@ impl FromStr for AmiUrl {
     }
 }
 
+/// How the secret is presented at login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LoginAuth {
+    /// `Secret:` in clear text (fine on localhost or inside a VPN).
+    #[default]
+    Plain,
+    /// `Challenge` first, then `Key: md5(challenge + secret)`.
+    Md5,
+}
+
+/// The login key for MD5 challenge authentication.
+pub fn md5_key(challenge: &str, secret: &str) -> String {
+    use md5::{Digest, Md5};
+    let mut h = Md5::new();
+    h.update(challenge.as_bytes());
+    h.update(secret.as_bytes());
+    hex::encode(h.finalize())
+}
+
 /// Connection settings; `ClientConfig::new(url)` gives sensible defaults.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
     pub url: AmiUrl,
+    pub auth: LoginAuth,
     pub action_timeout: Duration,
     pub ping_interval: Duration,
     pub connect_timeout: Duration,
@@ -152,6 +172,7 @@ impl ClientConfig {
     pub fn new(url: AmiUrl) -> Self {
         ClientConfig {
             url,
+            auth: LoginAuth::Plain,
             action_timeout: Duration::from_secs(10),
             ping_interval: Duration::from_secs(20),
             connect_timeout: Duration::from_secs(5),
@@ -339,14 +360,26 @@ async fn connect_and_run(shared: &Arc<Shared>) -> Result<(), ClientError> {
 async fn session(client: &AmiClient) -> Result<(), ClientError> {
     let shared = &client.shared;
     let url = &shared.cfg.url;
-    client
-        .action(
-            Action::new("Login")
-                .header("Username", url.user.clone())
-                .header("Secret", url.secret.clone())
-                .header("Events", "on"),
-        )
-        .await?;
+    let login = Action::new("Login").header("Username", url.user.clone());
+    let login = match shared.cfg.auth {
+        LoginAuth::Plain => login.header("Secret", url.secret.clone()),
+        LoginAuth::Md5 => {
+            let answer = client
+                .action(Action::new("Challenge").header("AuthType", "md5"))
+                .await?;
+            let challenge = answer
+                .get("Challenge")
+                .filter(|c| !c.is_empty())
+                .ok_or_else(|| ClientError::Rejected {
+                    action: "Challenge".into(),
+                    message: "no challenge in the answer".into(),
+                })?;
+            login
+                .header("AuthType", "md5")
+                .header("Key", md5_key(challenge, &url.secret))
+        }
+    };
+    client.action(login.header("Events", "on")).await?;
     shared.connected.store(true, Ordering::Release);
     let n = shared.connects.fetch_add(1, Ordering::AcqRel);
     tracing::info!(host = %url.host, port = url.port, reconnect = n > 0, "AMI logged in");

@@ -150,6 +150,9 @@ impl FakeState {
     }
 }
 
+/// The fake's MD5 login challenge (fixed: it is a test double).
+const CHALLENGE: &str = "840415273";
+
 const CHANNEL_FIELDS: &[&str] = &[
     "Channel",
     "ChannelState",
@@ -272,6 +275,7 @@ async fn connection(sock: TcpStream, state: Arc<FakeState>) {
     let mut buf = BytesMut::with_capacity(4096);
     let mut dec = Decoder::new();
     let mut streamer: Option<JoinHandle<()>> = None;
+    let mut challenged = false;
     let hang_up = Arc::new(Notify::new());
     'read: loop {
         tokio::select! {
@@ -294,8 +298,14 @@ async fn connection(sock: TcpStream, state: Arc<FakeState>) {
             let ok = match action.as_str() {
                 "login" => {
                     let s = &state.script;
+                    let key = super::client::md5_key(CHALLENGE, &s.secret);
                     let good = m.get("Username") == Some(s.user.as_str())
-                        && m.get("Secret") == Some(s.secret.as_str());
+                        && match m.get("AuthType") {
+                            Some(t) if t.eq_ignore_ascii_case("md5") => {
+                                challenged && m.get("Key") == Some(key.as_str())
+                            }
+                            _ => m.get("Secret") == Some(s.secret.as_str()),
+                        };
                     if good {
                         let r = reply(&id, "Success", &[("Message", "Authentication accepted")]);
                         let sent = w.write_all(&r).await.is_ok();
@@ -312,6 +322,12 @@ async fn connection(sock: TcpStream, state: Arc<FakeState>) {
                         let _ = w.write_all(&r).await;
                         false
                     }
+                }
+                "challenge" => {
+                    challenged = true;
+                    w.write_all(&reply(&id, "Success", &[("Challenge", CHALLENGE)]))
+                        .await
+                        .is_ok()
                 }
                 "ping" => w
                     .write_all(&reply(&id, "Success", &[("Ping", "Pong")]))
