@@ -86,7 +86,6 @@ fn key(prefix: &str, name: &'static str) -> std::borrow::Cow<'static, str> {
         ("", n) => Cow::Borrowed(n),
         ("Dest", "Uniqueid") => Cow::Borrowed("DestUniqueid"),
         ("Dest", "Linkedid") => Cow::Borrowed("DestLinkedid"),
-        ("Dest", "Channel") => Cow::Borrowed("DestChannel"),
         (p, n) => Cow::Owned(format!("{p}{n}")),
     }
 }
@@ -135,11 +134,15 @@ impl Mapper {
             return;
         };
         match event {
-            "Newchannel" => self.on_channel(m, "", at, out),
+            "Newchannel" => self.on_channel(m, at, out),
             "Hangup" => self.on_hangup(m, at, out),
             "DialBegin" | "DialEnd" => self.on_dial(m, event == "DialEnd", at, out),
             "VarSet" => self.on_varset(m, at, out),
-            "BridgeEnter" | "Newstate" => self.on_channel(m, "", at, out),
+            // Only `Newchannel` (and resync) create channels: a late event
+            // for a channel already hung up must not resurrect it.
+            "BridgeEnter" | "Newstate" => {
+                let _ = self.call_of(m, "");
+            }
             "QueueCallerJoin" => {
                 if let (Some(call), Some(q)) = (self.call_of(m, ""), m.get("Queue")) {
                     out.push(ev(call, at, CallEventKind::Queued { queue: q.into() }));
@@ -212,16 +215,9 @@ impl Mapper {
         }
     }
 
-    /// Registers the channel in `m` (headers with `prefix`) if new; starts its
-    /// call if the call is new.
-    fn on_channel(
-        &mut self,
-        m: &Message,
-        prefix: &str,
-        at: DateTime<Utc>,
-        out: &mut Vec<CallEvent>,
-    ) {
-        let field = |k: &'static str| m.get(&key(prefix, k));
+    /// Registers the channel in `m` if new; starts its call if the call is new.
+    fn on_channel(&mut self, m: &Message, at: DateTime<Utc>, out: &mut Vec<CallEvent>) {
+        let field = |k: &str| m.get(k);
         let (Some(uid), Some(lid), Some(name)) =
             (field("Uniqueid"), field("Linkedid"), field("Channel"))
         else {
@@ -324,10 +320,6 @@ impl Mapper {
     }
 
     fn on_dial(&mut self, m: &Message, end: bool, at: DateTime<Utc>, out: &mut Vec<CallEvent>) {
-        if !end {
-            self.on_channel(m, "", at, out);
-            self.on_channel(m, "Dest", at, out);
-        }
         let call = match self.call_of(m, "") {
             Some(c) => c,
             None => match self.call_of(m, "Dest") {
@@ -551,7 +543,7 @@ impl Mapper {
                 .and_then(parse_duration)
                 .map(|d| at - d)
                 .unwrap_or(at);
-            self.on_channel(c, "", started, out);
+            self.on_channel(c, started, out);
             let (Some(call), Some(name)) = (self.call_of(c, ""), c.get("Channel")) else {
                 continue;
             };
