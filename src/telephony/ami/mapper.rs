@@ -76,6 +76,8 @@ pub struct Mapper {
     cfg: MapperConfig,
     chans: HashMap<String, Chan>,
     calls: HashMap<String, CallCtx>,
+    /// Calls whose every channel moved to another call: (old id, new id).
+    merged: Vec<(String, String)>,
 }
 
 /// Header name for a channel field under a prefix (`Dest` + `Uniqueid`),
@@ -112,6 +114,7 @@ impl Mapper {
             cfg,
             chans: HashMap::new(),
             calls: HashMap::new(),
+            merged: Vec::new(),
         }
     }
 
@@ -130,6 +133,17 @@ impl Mapper {
 
     /// Translates one AMI message received at `at`, appending to `out`.
     pub fn map(&mut self, m: &Message, at: DateTime<Utc>, out: &mut Vec<CallEvent>) {
+        self.map_event(m, at, out);
+        self.flush_merged(at, out);
+    }
+
+    fn flush_merged(&mut self, at: DateTime<Utc>, out: &mut Vec<CallEvent>) {
+        for (old, into) in self.merged.drain(..) {
+            out.push(ev(old, at, CallEventKind::Merged { into }));
+        }
+    }
+
+    fn map_event(&mut self, m: &Message, at: DateTime<Utc>, out: &mut Vec<CallEvent>) {
         let Some(event) = m.event() else {
             return;
         };
@@ -212,6 +226,10 @@ impl Mapper {
         if let Some(ctx) = self.calls.get_mut(&old) {
             ctx.live = ctx.live.saturating_sub(1);
             ctx.merged_into = Some(lid.to_owned());
+            if ctx.live == 0 {
+                self.calls.remove(&old);
+                self.merged.push((old, lid.to_owned()));
+            }
         }
     }
 
@@ -498,16 +516,6 @@ impl Mapper {
         for uid in moving {
             self.relink(&uid, &call);
         }
-        if let Some(ctx) = self.calls.get(second)
-            && ctx.live == 0
-        {
-            self.calls.remove(second);
-            out.push(ev(
-                second.to_owned(),
-                at,
-                CallEventKind::Merged { into: call },
-            ));
-        }
     }
 
     /// Ids (`Uniqueid`) of the channels the mapper believes are up.
@@ -571,6 +579,7 @@ impl Mapper {
                 self.leave(&chan.linkedid, uid, lost.clone(), at, out);
             }
         }
+        self.flush_merged(at, out);
     }
 }
 
@@ -689,6 +698,55 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn bridged_calls_merge_into_the_oldest_and_end_once() {
+        let mut m = Mapper::new(MapperConfig::default());
+        let mut out = Vec::new();
+        let msg = |pairs: &[(&str, &str)]| Message::from_pairs(pairs.iter().copied());
+        let chan = |ev: &str, name: &str, uid: &str, lid: &str| {
+            msg(&[
+                ("Event", ev),
+                ("Channel", name),
+                ("Uniqueid", uid),
+                ("Linkedid", lid),
+                ("CallerIDNum", "1"),
+            ])
+        };
+        let now = Utc::now();
+        for e in [
+            chan("Newchannel", "PJSIP/trunk-00000001", "1.1", "1.1"),
+            chan("Newchannel", "PJSIP/101-00000002", "1.2", "1.1"),
+            chan("Newchannel", "PJSIP/101-00000003", "2.3", "2.3"),
+            chan("Newchannel", "PJSIP/102-00000004", "2.4", "2.3"),
+            // No transfer event: both consultation channels join the first call.
+            chan("BridgeEnter", "PJSIP/102-00000004", "2.4", "1.1"),
+            chan("BridgeEnter", "PJSIP/101-00000003", "2.3", "1.1"),
+        ] {
+            m.map(&e, now, &mut out);
+        }
+        assert!(
+            out.iter()
+                .any(|e| e.call_id == "2.3"
+                    && e.kind == CallEventKind::Merged { into: "1.1".into() })
+        );
+        out.clear();
+        for (name, uid) in [
+            ("PJSIP/101-00000002", "1.2"),
+            ("PJSIP/101-00000003", "2.3"),
+            ("PJSIP/102-00000004", "2.4"),
+            ("PJSIP/trunk-00000001", "1.1"),
+        ] {
+            m.map(&chan("Hangup", name, uid, "2.3"), now, &mut out);
+        }
+        let ends: Vec<_> = out
+            .iter()
+            .filter(|e| matches!(e.kind, CallEventKind::Ended { .. }))
+            .collect();
+        assert_eq!(ends.len(), 1);
+        assert_eq!(ends[0].call_id, "1.1");
+        assert_eq!(m.live_calls(), 0);
     }
 
     #[test]
