@@ -169,6 +169,16 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
+    /// From the app settings: `None` when `RINGSIDE_AMI_URL` is not set.
+    pub fn from_config(config: &crate::config::Config) -> Result<Option<Self>, AmiUrlError> {
+        let Some(url) = config.ami_url.as_deref() else {
+            return Ok(None);
+        };
+        let mut cfg = ClientConfig::new(url.parse()?);
+        cfg.mapper = MapperConfig::from_config(config);
+        Ok(Some(cfg))
+    }
+
     pub fn new(url: AmiUrl) -> Self {
         ClientConfig {
             url,
@@ -761,6 +771,27 @@ mod tests {
         let u: AmiUrl = "ami://crm:x@[::1]:6000/".parse().expect("valid");
         assert_eq!((u.host.as_str(), u.port), ("::1", 6000));
         assert!(!format!("{u:?}").contains('x'), "secret must not be logged");
+    }
+
+    #[test]
+    fn config_from_app_settings() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let file = tmp.path().join("ringside.toml");
+        std::fs::write(&file, "[phones]\ninternal_max_digits = 3\n").expect("write config");
+        let env = |url: &str| vec![("RINGSIDE_AMI_URL".to_owned(), url.to_owned())];
+        let config = crate::config::Config::load_from(Some(&file), &env("ami://crm:pw@pbx:5039"))
+            .expect("config loads");
+        let cfg = ClientConfig::from_config(&config)
+            .expect("valid URL")
+            .expect("AMI configured");
+        assert_eq!((cfg.url.host.as_str(), cfg.url.port), ("pbx", 5039));
+        assert_eq!(cfg.mapper.max_extension_digits, 3);
+        let none = crate::config::Config::load_from(Some(&file), &[]).expect("config loads");
+        assert!(
+            ClientConfig::from_config(&none)
+                .expect("no URL is fine")
+                .is_none()
+        );
     }
 
     #[test]

@@ -35,6 +35,18 @@ impl Default for MapperConfig {
     }
 }
 
+impl MapperConfig {
+    /// Site rules from the app settings: `phones.internal_max_digits` says
+    /// how long an extension can be.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        let mut cfg = MapperConfig::default();
+        if let Some(n) = config.phones.internal_max_digits {
+            cfg.max_extension_digits = n;
+        }
+        cfg
+    }
+}
+
 /// Channel technology and endpoint: `PJSIP/101-0000001a` → (`PJSIP`, `101`),
 /// `Local/101@from-queue-00000003;1` → (`Local`, `101`), `SIP/trunk-0a1` →
 /// (`SIP`, `trunk`). Also accepts interfaces without a suffix (`PJSIP/101`).
