@@ -96,6 +96,19 @@ async fn every_fixture_over_tcp_matches_offline_replay() {
             .expect("fake starts");
         let (client, mut feed) = client::start(config(&fake.url()));
         let live = collect(&client, &mut feed, offline.len()).await;
+        // Every agent that rang was announced as a moment, with the caller.
+        let mut rang = Vec::new();
+        while let Ok(m) = feed.moments.try_recv() {
+            if let ringside::calls::Moment::Ringing { agent, caller, .. } = m {
+                assert!(
+                    !caller.number.is_empty() || *name == "click_to_call",
+                    "{name}: caller known at ring time"
+                );
+                rang.push(agent);
+            }
+        }
+        let expected: Vec<String> = offline.iter().flat_map(|r| r.rang.clone()).collect();
+        assert_eq!(rang, expected, "{name}: ringing moments");
         let a: Vec<_> = offline.iter().map(outcome).collect();
         let b: Vec<_> = live.iter().map(outcome).collect();
         assert_eq!(a, b, "{name}: TCP and offline replay disagree");

@@ -134,7 +134,7 @@ pub enum CallEventKind {
         path: String,
     },
     /// The call was folded into `into` (the consultation leg of an attended
-    /// transfer); its own session is dropped.
+    /// transfer); its own session is dropped, its rung phones join `into`'s.
     Merged {
         into: CallId,
     },
@@ -414,8 +414,17 @@ impl CallTracker {
             }
             return;
         }
-        if let CallEventKind::Merged { .. } = kind {
-            self.live.remove(&call_id);
+        if let CallEventKind::Merged { into } = kind {
+            // The phones that rang for the consultation rang for this call.
+            if let Some(gone) = self.live.remove(&call_id)
+                && let Some(s) = self.live.get_mut(&into)
+            {
+                for a in gone.rang {
+                    if !s.rang.contains(&a) {
+                        s.rang.push(a);
+                    }
+                }
+            }
             return;
         }
         let Some(s) = self.live.get_mut(&call_id) else {

@@ -241,6 +241,7 @@ struct Shared {
     connects: AtomicU64,
     state: StdMutex<CallState>,
     events_tx: mpsc::Sender<CallEvent>,
+    moments_tx: mpsc::Sender<Moment>,
     finished_tx: mpsc::UnboundedSender<CallSession>,
     stop: Notify,
     stopped: AtomicBool,
@@ -250,6 +251,9 @@ struct Shared {
 pub struct CallFeed {
     /// Every call event, in order (bounded: see the module doc).
     pub events: mpsc::Receiver<CallEvent>,
+    /// What screens react to: ringing (with caller and queue), answered,
+    /// transferred. Bounded like `events`.
+    pub moments: mpsc::Receiver<Moment>,
     /// Each call once, when it has ended.
     pub finished: mpsc::UnboundedReceiver<CallSession>,
 }
@@ -275,6 +279,7 @@ pub enum SpyMode {
 /// Must be called inside a tokio runtime.
 pub fn start(cfg: ClientConfig) -> (AmiClient, CallFeed) {
     let (events_tx, events) = mpsc::channel(cfg.event_capacity.max(1));
+    let (moments_tx, moments) = mpsc::channel(cfg.event_capacity.max(1));
     let (finished_tx, finished) = mpsc::unbounded_channel();
     let shared = Arc::new(Shared {
         state: StdMutex::new(CallState {
@@ -291,12 +296,20 @@ pub fn start(cfg: ClientConfig) -> (AmiClient, CallFeed) {
         dropped: AtomicU64::new(0),
         connects: AtomicU64::new(0),
         events_tx,
+        moments_tx,
         finished_tx,
         stop: Notify::new(),
         stopped: AtomicBool::new(false),
     });
     tokio::spawn(supervise(shared.clone()));
-    (AmiClient { shared }, CallFeed { events, finished })
+    (
+        AmiClient { shared },
+        CallFeed {
+            events,
+            moments,
+            finished,
+        },
+    )
 }
 
 async fn supervise(shared: Arc<Shared>) {
@@ -498,16 +511,27 @@ fn emit(shared: &Shared, st: &mut CallState) {
     for e in st.events.drain(..) {
         st.tracker.feed_into(e.clone(), &mut st.moments);
         if let Err(mpsc::error::TrySendError::Full(_)) = shared.events_tx.try_send(e) {
-            let n = shared.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-            if n.is_power_of_two() {
-                tracing::warn!(dropped = n, "call-event consumer is slow; dropping events");
-            }
+            count_drop(shared);
         }
     }
     for mo in st.moments.drain(..) {
-        if let Moment::Finished(s) = mo {
-            let _ = shared.finished_tx.send(*s);
+        match mo {
+            Moment::Finished(s) => {
+                let _ = shared.finished_tx.send(*s);
+            }
+            other => {
+                if let Err(mpsc::error::TrySendError::Full(_)) = shared.moments_tx.try_send(other) {
+                    count_drop(shared);
+                }
+            }
         }
+    }
+}
+
+fn count_drop(shared: &Shared) {
+    let n = shared.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+    if n.is_power_of_two() {
+        tracing::warn!(dropped = n, "call-event consumer is slow; dropping events");
     }
 }
 
@@ -517,7 +541,7 @@ impl AmiClient {
         self.shared.connected.load(Ordering::Acquire)
     }
 
-    /// Call events dropped because the consumer was slow.
+    /// Call events and moments dropped because their consumer was slow.
     pub fn dropped_events(&self) -> u64 {
         self.shared.dropped.load(Ordering::Relaxed)
     }

@@ -323,6 +323,7 @@ mod tests {
         assert_eq!(r.transfers[0].from.as_deref(), Some("101"));
         assert_eq!(r.transfers[0].to, "102");
         assert_eq!(r.transfers[0].kind, TransferKind::Attended);
+        assert_eq!(r.rang, ["101", "102"]);
         near(r.talk_s, 17.0);
     }
 
