@@ -468,6 +468,11 @@ impl CallTracker {
                 }
             }
             CallEventKind::Answered { agent } => {
+                if agent.is_some() && agent == s.originator && s.answered_at.is_none() {
+                    // The originating agent picked up their own phone
+                    // (click-to-call through a Local channel): not an answer.
+                    return;
+                }
                 let agent = agent.or_else(|| s.originator.clone());
                 if let Some(a) = &agent {
                     s.ringing_now.retain(|r| r != a);
@@ -753,6 +758,54 @@ mod tests {
             }]
         );
         assert_eq!(s.talk_seconds(), 8.0);
+    }
+
+    #[test]
+    fn originator_picking_up_is_not_an_answer() {
+        let start = ev(
+            0,
+            CallEventKind::Started {
+                caller: Party {
+                    number: "101".into(),
+                    name: None,
+                },
+                agent: Some("101".into()),
+                dialed: None,
+            },
+        );
+        let s = finish(vec![
+            start,
+            ev(
+                0,
+                CallEventKind::Ringing {
+                    agent: "101".into(),
+                },
+            ),
+            ev(
+                2,
+                CallEventKind::Answered {
+                    agent: Some("101".into()),
+                },
+            ),
+            ev(
+                2,
+                CallEventKind::DialedOut {
+                    number: "89031112233".into(),
+                },
+            ),
+            ev(
+                5,
+                CallEventKind::RingEnded {
+                    agent: "89031112233".into(),
+                    outcome: RingOutcome::NoAnswer,
+                },
+            ),
+            ended(5, 16),
+        ]);
+        assert_eq!(s.answered_at, None);
+        assert!(s.rang.is_empty());
+        assert_eq!(s.direction(), Direction::Outbound);
+        assert_eq!(s.disposition(), Disposition::NoAnswer);
     }
 
     #[test]
