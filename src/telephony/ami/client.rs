@@ -329,7 +329,7 @@ async fn supervise(shared: Arc<Shared>) {
         if was_up {
             delay = shared.cfg.reconnect_min;
         }
-        // Full jitter keeps many nodes from reconnecting in lockstep.
+        // 50-100 % jitter keeps many nodes from reconnecting in lockstep.
         let jitter = rand::thread_rng().gen_range(0.5..1.0);
         let wait = delay.mul_f64(jitter);
         delay = (delay * 2).min(shared.cfg.reconnect_max);
@@ -362,7 +362,11 @@ fn fail_pending(shared: &Shared) {
 
 async fn connect_and_run(shared: &Arc<Shared>) -> Result<(), ClientError> {
     let url = &shared.cfg.url;
-    let addr = format!("{}:{}", url.host, url.port);
+    let addr = if url.host.contains(':') {
+        format!("[{}]:{}", url.host, url.port)
+    } else {
+        format!("{}:{}", url.host, url.port)
+    };
     let stream = tokio::time::timeout(shared.cfg.connect_timeout, TcpStream::connect(&addr))
         .await
         .map_err(|_| ClientError::Timeout("connect".into()))?
