@@ -379,12 +379,12 @@ async fn connect_and_run(shared: &Arc<Shared>) -> Result<(), ClientError> {
     };
     tokio::select! {
         r = read_loop(shared, rd) => r,
-        r = session(&client) => r,
+        r = logged_in(&client) => r,
     }
 }
 
 /// Login, resync, then keep-alive pings for as long as the socket lives.
-async fn session(client: &AmiClient) -> Result<(), ClientError> {
+async fn logged_in(client: &AmiClient) -> Result<(), ClientError> {
     let shared = &client.shared;
     let url = &shared.cfg.url;
     let login = Action::new("Login").header("Username", url.user.clone());
