@@ -71,8 +71,6 @@ impl HangupCause {
     pub const USER_BUSY: u16 = 17;
     pub const NO_USER_RESPONSE: u16 = 18;
     pub const NO_ANSWER: u16 = 19;
-    pub const UNALLOCATED: u16 = 1;
-    pub const CONGESTION: u16 = 34;
 }
 
 /// One fact about a call.
