@@ -178,6 +178,13 @@ mod tests {
         recs.remove(0)
     }
 
+    /// MixMonitor(${UNIQUEID}.wav) runs on the caller's channel, whose
+    /// Uniqueid is the call id.
+    fn recorded(r: &CallRecord) {
+        let want = format!("/var/spool/asterisk/monitor/{}.wav", r.call_id);
+        assert_eq!(r.recording.as_deref(), Some(want.as_str()));
+    }
+
     fn near(actual: f64, expected: f64) {
         assert!((actual - expected).abs() <= 1.0, "{actual} vs {expected}");
     }
@@ -207,6 +214,7 @@ mod tests {
     #[test]
     fn direct_busy() {
         let r = one(fixture!("direct_busy"));
+        recorded(&r);
         assert_eq!(r.disposition, Disposition::Busy);
         assert_eq!(r.caller, "+4930123456");
         assert_eq!(r.caller_name.as_deref(), Some("Hans Mueller"));
@@ -219,6 +227,7 @@ mod tests {
     #[test]
     fn direct_no_answer() {
         let r = one(fixture!("direct_no_answer"));
+        recorded(&r);
         assert_eq!(r.disposition, Disposition::NoAnswer);
         assert_eq!(r.caller, "+79161234567");
         assert_eq!(r.agent, None);
@@ -248,6 +257,7 @@ mod tests {
     #[test]
     fn queue_abandoned() {
         let r = one(fixture!("queue_abandoned"));
+        recorded(&r);
         assert_eq!(r.disposition, Disposition::Abandoned);
         assert_eq!(r.queue.as_deref(), Some("sales"));
         assert_eq!(r.agent, None);
@@ -260,6 +270,7 @@ mod tests {
     #[test]
     fn anonymous_caller() {
         let r = one(fixture!("anonymous_caller"));
+        recorded(&r);
         assert_eq!(r.caller, "anonymous");
         assert_eq!(r.caller_name.as_deref(), Some("Anonymous"));
         assert_eq!(r.disposition, Disposition::Answered);
@@ -271,6 +282,7 @@ mod tests {
     #[test]
     fn cnam_special_chars() {
         let r = one(fixture!("cnam_special_chars"));
+        recorded(&r);
         assert_eq!(r.caller, "+79161234567");
         assert_eq!(
             r.caller_name.as_deref(),
@@ -301,6 +313,7 @@ mod tests {
     #[test]
     fn synthetic_blind_transfer() {
         let r = one(fixture!("synthetic_blind_transfer"));
+        recorded(&r);
         assert_eq!(r.disposition, Disposition::Answered);
         assert_eq!(r.agent.as_deref(), Some("102"));
         assert_eq!(r.rang, ["101", "102"]);
@@ -330,6 +343,7 @@ mod tests {
     #[test]
     fn synthetic_queue_local_members() {
         let r = one(fixture!("synthetic_queue_local_members"));
+        recorded(&r);
         assert_eq!(r.disposition, Disposition::Answered);
         assert_eq!(r.queue.as_deref(), Some("support"));
         assert_eq!(r.did.as_deref(), Some("74951230000"));
@@ -355,6 +369,7 @@ mod tests {
     #[test]
     fn synthetic_outbound_busy() {
         let r = one(fixture!("synthetic_outbound_busy"));
+        recorded(&r);
         assert_eq!(r.direction, Direction::Outbound);
         assert_eq!(r.caller, "102");
         assert_eq!(r.callee.as_deref(), Some("+79031112233"));
