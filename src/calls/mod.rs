@@ -131,6 +131,11 @@ pub enum CallEventKind {
     Recording {
         path: String,
     },
+    /// The PBX confirmed a call the CRM asked for (click-to-call);
+    /// `request_id` is the id the request was sent with.
+    Originated {
+        request_id: String,
+    },
     /// The call was folded into `into` (the consultation leg of an attended
     /// transfer); its own session is dropped, its rung phones join `into`'s.
     Merged {
@@ -161,6 +166,8 @@ pub struct CallSession {
     pub ended_at: Option<DateTime<Utc>>,
     pub transfers: Vec<Transfer>,
     pub recording: Option<String>,
+    /// The id of the CRM request that placed this call (click-to-call).
+    pub request_id: Option<String>,
     pub on_hold: bool,
     pub abandoned: bool,
     pub last_ring_outcome: Option<RingOutcome>,
@@ -192,6 +199,7 @@ impl CallSession {
             ended_at: None,
             transfers: Vec::new(),
             recording: None,
+            request_id: None,
             on_hold: false,
             abandoned: false,
             last_ring_outcome: None,
@@ -529,6 +537,7 @@ impl CallTracker {
                     });
                 }
             }
+            CallEventKind::Originated { request_id } => s.request_id = Some(request_id),
             CallEventKind::Held { .. } => s.on_hold = true,
             CallEventKind::Unheld { .. } => s.on_hold = false,
             CallEventKind::Recording { path } => {

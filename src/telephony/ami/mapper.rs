@@ -192,6 +192,22 @@ impl Mapper {
                 }
             }
             "AttendedTransfer" => self.on_attended(m, at, out),
+            "OriginateResponse" => {
+                // Ties a click-to-call request (its ActionID) to the call.
+                let ok = m
+                    .response()
+                    .is_some_and(|r| r.eq_ignore_ascii_case("Success"));
+                let call = m
+                    .get("Uniqueid")
+                    .and_then(|u| self.chans.get(u))
+                    .map(|c| c.linkedid.clone());
+                if let (true, Some(call), Some(id)) = (ok, call, m.action_id()) {
+                    let kind = CallEventKind::Originated {
+                        request_id: id.to_owned(),
+                    };
+                    out.push(ev(call, at, kind));
+                }
+            }
             "Hold" | "Unhold" => {
                 if let Some(call) = self.call_of(m, "") {
                     let by = m.get("Channel").and_then(|c| self.agent_of(c));

@@ -297,6 +297,16 @@ mod tests {
     fn click_to_call() {
         let r = one(fixture!("click_to_call"));
         assert_eq!(r.call_id, "1795426942.33");
+        let s = replay_sessions(
+            include_bytes!("../../../tests/fixtures/ami/click_to_call.ami"),
+            None,
+            MapperConfig::default(),
+        );
+        assert_eq!(
+            s[0].request_id.as_deref(),
+            Some("c2c-1"),
+            "the Originate ActionID"
+        );
         assert_eq!(r.direction, Direction::Outbound);
         assert_eq!(r.caller, "101");
         assert_eq!(r.callee.as_deref(), Some("+79031112233"));
