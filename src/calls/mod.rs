@@ -1,1 +1,827 @@
-//! Call events and the call tracker (a pure state machine over them).
+//! Call events and the call tracker: a pure state machine that folds
+//! PBX-neutral `CallEvent`s into one `CallSession` per call and says what
+//! happened (`Moment`s, finished sessions with their disposition).
+//!
+//! Owns the meaning of a call (who rang, who answered, how it ended). It must
+//! not know any PBX protocol: adapters in `telephony` translate into these
+//! events, and everything downstream reads sessions and records from here.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+
+use crate::crm::phones::PhoneNormalizer;
+
+/// The PBX's id for the whole call (Asterisk: `Linkedid`).
+pub type CallId = String;
+
+/// Who started the call, as far as the PBX knows.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Party {
+    pub number: String,
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Inbound,
+    Outbound,
+    Internal,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Disposition {
+    Answered,
+    Abandoned,
+    NoAnswer,
+    Busy,
+    Failed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransferKind {
+    Blind,
+    Attended,
+}
+
+/// How one ringing phone stopped ringing without being answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RingOutcome {
+    /// Someone else answered or the caller gave up.
+    Cancelled,
+    NoAnswer,
+    Busy,
+    /// The phone could not be reached (unavailable, congestion).
+    Failed,
+}
+
+/// Why the call ended, as the PBX reported it (Q.850 cause for Asterisk).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HangupCause {
+    pub code: u16,
+    pub text: String,
+}
+
+impl HangupCause {
+    pub const NORMAL_CLEARING: u16 = 16;
+    pub const USER_BUSY: u16 = 17;
+    pub const NO_USER_RESPONSE: u16 = 18;
+    pub const NO_ANSWER: u16 = 19;
+}
+
+/// One fact about a call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallEvent {
+    pub call_id: CallId,
+    pub at: DateTime<Utc>,
+    pub kind: CallEventKind,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallEventKind {
+    /// The first leg appeared. `agent` is set when an agent's own phone
+    /// started the call (outbound, internal, click-to-call).
+    Started {
+        caller: Party,
+        agent: Option<String>,
+        /// What was dialled first (a DID for inbound calls), if known.
+        dialed: Option<String>,
+    },
+    /// The number the customer dialled (the DID) became known.
+    Did {
+        did: String,
+    },
+    /// The call dialled a party outside the PBX (an outbound callee).
+    DialedOut {
+        number: String,
+    },
+    Queued {
+        queue: String,
+    },
+    Ringing {
+        agent: String,
+    },
+    RingEnded {
+        agent: String,
+        outcome: RingOutcome,
+    },
+    /// `agent` is None when an external party answered an agent's call.
+    Answered {
+        agent: Option<String>,
+    },
+    /// The caller left a queue without being answered.
+    Abandoned {
+        queue: Option<String>,
+    },
+    Transferred {
+        from: Option<String>,
+        to: String,
+        kind: TransferKind,
+    },
+    Held {
+        by: Option<String>,
+    },
+    Unheld {
+        by: Option<String>,
+    },
+    Recording {
+        path: String,
+    },
+    /// The PBX confirmed a call the CRM asked for (click-to-call);
+    /// `request_id` is the id the request was sent with.
+    Originated {
+        request_id: String,
+    },
+    /// The call was folded into `into` (the consultation leg of an attended
+    /// transfer); its own session is dropped, its rung phones join `into`'s.
+    Merged {
+        into: CallId,
+    },
+    Ended {
+        cause: HangupCause,
+    },
+}
+
+/// Everything known about one call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallSession {
+    pub call_id: CallId,
+    pub caller: Party,
+    /// The agent whose phone started the call, for outbound and internal calls.
+    pub originator: Option<String>,
+    pub dialed: Option<String>,
+    pub external_callee: Option<String>,
+    pub did: Option<String>,
+    pub queue: Option<String>,
+    /// The extension that finally talked to the caller.
+    pub agent: Option<String>,
+    /// Extensions whose phones rang, first ring first, no repeats.
+    pub rang: Vec<String>,
+    pub started_at: DateTime<Utc>,
+    pub answered_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub transfers: Vec<Transfer>,
+    pub recording: Option<String>,
+    /// The id of the CRM request that placed this call (click-to-call).
+    pub request_id: Option<String>,
+    pub on_hold: bool,
+    pub abandoned: bool,
+    pub last_ring_outcome: Option<RingOutcome>,
+    pub ringing_now: Vec<String>,
+    pub cause: Option<HangupCause>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Transfer {
+    pub from: Option<String>,
+    pub to: String,
+    pub kind: TransferKind,
+}
+
+impl CallSession {
+    fn new(call_id: CallId, at: DateTime<Utc>) -> Self {
+        CallSession {
+            call_id,
+            caller: Party::default(),
+            originator: None,
+            dialed: None,
+            external_callee: None,
+            did: None,
+            queue: None,
+            agent: None,
+            rang: Vec::new(),
+            started_at: at,
+            answered_at: None,
+            ended_at: None,
+            transfers: Vec::new(),
+            recording: None,
+            request_id: None,
+            on_hold: false,
+            abandoned: false,
+            last_ring_outcome: None,
+            ringing_now: Vec::new(),
+            cause: None,
+        }
+    }
+
+    pub fn direction(&self) -> Direction {
+        match (&self.originator, &self.external_callee) {
+            (None, _) => Direction::Inbound,
+            (Some(_), Some(_)) => Direction::Outbound,
+            (Some(_), None) => Direction::Internal,
+        }
+    }
+
+    /// The outcome, derived from what rang and how it stopped.
+    pub fn disposition(&self) -> Disposition {
+        if self.answered_at.is_some() {
+            return Disposition::Answered;
+        }
+        if self.abandoned {
+            return Disposition::Abandoned;
+        }
+        let code = self.cause.as_ref().map(|c| c.code);
+        let outbound = self.direction() != Direction::Inbound;
+        if self.queue.is_some() && !outbound {
+            // The caller never left the queue by hanging up (that is
+            // `abandoned`): the queue gave up on them.
+            return Disposition::NoAnswer;
+        }
+        match self.last_ring_outcome {
+            Some(RingOutcome::Busy) => Disposition::Busy,
+            Some(RingOutcome::NoAnswer) => Disposition::NoAnswer,
+            Some(RingOutcome::Failed) => Disposition::Failed,
+            Some(RingOutcome::Cancelled) if outbound => Disposition::NoAnswer,
+            Some(RingOutcome::Cancelled) => Disposition::Abandoned,
+            None if !self.ringing_now.is_empty() && !outbound => Disposition::Abandoned,
+            None if !self.ringing_now.is_empty() => Disposition::NoAnswer,
+            None => match code {
+                Some(HangupCause::USER_BUSY) => Disposition::Busy,
+                Some(HangupCause::NO_ANSWER | HangupCause::NO_USER_RESPONSE) => {
+                    Disposition::NoAnswer
+                }
+                // Nothing rang and the line cleared normally: an inbound
+                // caller gave up (IVR, announcement); an agent's call never
+                // reached anyone.
+                Some(0 | HangupCause::NORMAL_CLEARING) | None if !outbound => {
+                    Disposition::Abandoned
+                }
+                _ => Disposition::Failed,
+            },
+        }
+    }
+
+    pub fn ring_seconds(&self) -> f64 {
+        let until = self
+            .answered_at
+            .or(self.ended_at)
+            .unwrap_or(self.started_at);
+        seconds(until - self.started_at)
+    }
+
+    pub fn talk_seconds(&self) -> f64 {
+        match (self.answered_at, self.ended_at) {
+            (Some(a), Some(e)) => seconds(e - a),
+            _ => 0.0,
+        }
+    }
+
+    /// The stable JSON shape other programs read (see DESIGN.md).
+    /// Without a normalizer (no valid default region) numbers stay raw.
+    pub fn to_record(&self, phones: Option<&PhoneNormalizer>) -> CallRecord {
+        let external = |raw: &str| match phones.map(|p| p.normalize(raw)) {
+            Some(Ok(e)) => e.to_string(),
+            _ => raw.to_owned(),
+        };
+        let direction = self.direction();
+        let caller = match direction {
+            Direction::Inbound => external(&self.caller.number),
+            _ => self
+                .originator
+                .clone()
+                .unwrap_or_else(|| self.caller.number.clone()),
+        };
+        let callee = match direction {
+            Direction::Outbound => self.external_callee.as_deref().map(external),
+            Direction::Inbound => self.did.clone().or_else(|| self.dialed.clone()),
+            Direction::Internal => self.rang.first().cloned().or_else(|| self.dialed.clone()),
+        };
+        CallRecord {
+            call_id: self.call_id.clone(),
+            direction,
+            caller,
+            caller_name: self.caller.name.clone(),
+            callee,
+            did: match direction {
+                Direction::Inbound => self.did.clone().or_else(|| self.dialed.clone()),
+                _ => self.did.clone(),
+            },
+            queue: self.queue.clone(),
+            agent: self.agent.clone(),
+            rang: self.rang.clone(),
+            started_at: rfc3339(self.started_at),
+            answered_at: self.answered_at.map(rfc3339),
+            ended_at: self.ended_at.map(rfc3339),
+            ring_s: self.ring_seconds(),
+            talk_s: self.talk_seconds(),
+            disposition: self.disposition(),
+            transfers: self.transfers.clone(),
+            recording: self.recording.clone(),
+        }
+    }
+}
+
+fn seconds(d: chrono::TimeDelta) -> f64 {
+    (d.num_milliseconds().max(0) as f64) / 1000.0
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// One finished call as printed by `ringside ami-replay` and stored as an
+/// activity. Field names are a public contract.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CallRecord {
+    pub call_id: String,
+    pub direction: Direction,
+    pub caller: String,
+    pub caller_name: Option<String>,
+    pub callee: Option<String>,
+    pub did: Option<String>,
+    pub queue: Option<String>,
+    pub agent: Option<String>,
+    pub rang: Vec<String>,
+    pub started_at: String,
+    pub answered_at: Option<String>,
+    pub ended_at: Option<String>,
+    pub ring_s: f64,
+    pub talk_s: f64,
+    pub disposition: Disposition,
+    pub transfers: Vec<Transfer>,
+    pub recording: Option<String>,
+}
+
+/// What the rest of the app reacts to (screen pops, timeline, routing).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Moment {
+    Ringing {
+        call_id: CallId,
+        agent: String,
+        caller: Party,
+        queue: Option<String>,
+    },
+    Answered {
+        call_id: CallId,
+        agent: Option<String>,
+    },
+    Transferred {
+        call_id: CallId,
+        transfer: Transfer,
+    },
+    Finished(Box<CallSession>),
+}
+
+/// Folds events into sessions. Pure: no clock, no I/O.
+#[derive(Debug, Default)]
+pub struct CallTracker {
+    live: HashMap<CallId, CallSession>,
+}
+
+impl CallTracker {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Calls in progress.
+    pub fn live(&self) -> impl Iterator<Item = &CallSession> {
+        self.live.values()
+    }
+
+    pub fn get(&self, call_id: &str) -> Option<&CallSession> {
+        self.live.get(call_id)
+    }
+
+    /// Applies one event. Events for a call that is not live (already ended,
+    /// or never started) are ignored, so a repeated `Ended` closes a call once.
+    pub fn feed(&mut self, ev: CallEvent) -> Vec<Moment> {
+        let mut out = Vec::new();
+        self.feed_into(ev, &mut out);
+        out
+    }
+
+    /// Like `feed`, appending to a caller-owned buffer (no allocation per event).
+    pub fn feed_into(&mut self, ev: CallEvent, out: &mut Vec<Moment>) {
+        let CallEvent { call_id, at, kind } = ev;
+        if let CallEventKind::Started {
+            caller,
+            agent,
+            dialed,
+        } = kind
+        {
+            let s = self
+                .live
+                .entry(call_id.clone())
+                .or_insert_with(|| CallSession::new(call_id, at));
+            s.caller = caller;
+            s.originator = agent;
+            s.dialed = dialed;
+            return;
+        }
+        if let CallEventKind::Ended { cause } = kind {
+            if let Some(mut s) = self.live.remove(&call_id) {
+                s.ended_at = Some(at);
+                s.cause = Some(cause);
+                out.push(Moment::Finished(Box::new(s)));
+            }
+            return;
+        }
+        if let CallEventKind::Merged { into } = kind {
+            // The phones that rang for the consultation rang for this call.
+            if let Some(gone) = self.live.remove(&call_id)
+                && let Some(s) = self.live.get_mut(&into)
+            {
+                for a in gone.rang {
+                    if !s.rang.contains(&a) {
+                        s.rang.push(a);
+                    }
+                }
+            }
+            return;
+        }
+        let Some(s) = self.live.get_mut(&call_id) else {
+            return;
+        };
+        match kind {
+            CallEventKind::Started { .. }
+            | CallEventKind::Ended { .. }
+            | CallEventKind::Merged { .. } => {}
+            CallEventKind::Did { did } => s.did = Some(did),
+            CallEventKind::DialedOut { number } => {
+                if s.external_callee.is_none() {
+                    s.external_callee = Some(number);
+                }
+            }
+            CallEventKind::Queued { queue } => s.queue = Some(queue),
+            CallEventKind::Ringing { agent } => {
+                if s.originator.as_deref() == Some(agent.as_str()) && s.answered_at.is_none() {
+                    // The originating agent's own phone ringing (click-to-call).
+                    return;
+                }
+                if !s.ringing_now.contains(&agent) {
+                    s.ringing_now.push(agent.clone());
+                }
+                if !s.rang.contains(&agent) {
+                    s.rang.push(agent.clone());
+                    out.push(Moment::Ringing {
+                        call_id,
+                        agent,
+                        caller: s.caller.clone(),
+                        queue: s.queue.clone(),
+                    });
+                }
+            }
+            CallEventKind::RingEnded { agent, outcome } => {
+                if let Some(i) = s.ringing_now.iter().position(|a| *a == agent) {
+                    s.ringing_now.swap_remove(i);
+                    s.last_ring_outcome = Some(outcome);
+                } else if s.external_callee.as_deref() == Some(agent.as_str()) {
+                    s.last_ring_outcome = Some(outcome);
+                }
+            }
+            CallEventKind::Answered { agent } => {
+                if agent.is_some() && agent == s.originator && s.answered_at.is_none() {
+                    // The originating agent picked up their own phone
+                    // (click-to-call through a Local channel): not an answer.
+                    return;
+                }
+                let agent = agent.or_else(|| s.originator.clone());
+                if let Some(a) = &agent {
+                    s.ringing_now.retain(|r| r != a);
+                }
+                match s.answered_at {
+                    None => {
+                        s.answered_at = Some(at);
+                        s.agent = agent.clone();
+                        out.push(Moment::Answered { call_id, agent });
+                    }
+                    Some(_) => {
+                        // A second agent picked the call up without a transfer
+                        // event (AMI Redirect, dialplan transfer): a blind transfer.
+                        if let Some(new) = &agent
+                            && s.transfers.iter().any(|t| t.to == *new)
+                        {
+                            // The target of an announced transfer picked up.
+                            s.agent = agent;
+                        } else if let (Some(new), Some(old)) = (agent, s.agent.clone())
+                            && new != old
+                            && s.originator.as_deref() != Some(new.as_str())
+                        {
+                            let t = Transfer {
+                                from: Some(old),
+                                to: new.clone(),
+                                kind: TransferKind::Blind,
+                            };
+                            s.transfers.push(t.clone());
+                            s.agent = Some(new);
+                            out.push(Moment::Transferred {
+                                call_id,
+                                transfer: t,
+                            });
+                        }
+                    }
+                }
+            }
+            CallEventKind::Abandoned { queue } => {
+                s.abandoned = true;
+                if s.queue.is_none() {
+                    s.queue = queue;
+                }
+            }
+            CallEventKind::Transferred { from, to, kind } => {
+                let t = Transfer { from, to, kind };
+                if s.transfers.last() != Some(&t) {
+                    s.transfers.push(t.clone());
+                    // An attended target is already talking; a blind one
+                    // becomes the agent only when it answers.
+                    if t.kind == TransferKind::Attended && s.answered_at.is_some() {
+                        s.agent = Some(t.to.clone());
+                    }
+                    out.push(Moment::Transferred {
+                        call_id,
+                        transfer: t,
+                    });
+                }
+            }
+            CallEventKind::Originated { request_id } => s.request_id = Some(request_id),
+            CallEventKind::Held { .. } => s.on_hold = true,
+            CallEventKind::Unheld { .. } => s.on_hold = false,
+            CallEventKind::Recording { path } => {
+                if s.recording.is_none() {
+                    s.recording = Some(path);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn t(s: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_700_000_000 + s, 0)
+            .single()
+            .unwrap_or_default()
+    }
+
+    fn ev(at: i64, kind: CallEventKind) -> CallEvent {
+        CallEvent {
+            call_id: "c1".into(),
+            at: t(at),
+            kind,
+        }
+    }
+
+    fn started() -> CallEvent {
+        ev(
+            0,
+            CallEventKind::Started {
+                caller: Party {
+                    number: "+79161234567".into(),
+                    name: None,
+                },
+                agent: None,
+                dialed: Some("74957654321".into()),
+            },
+        )
+    }
+
+    fn ended(at: i64, code: u16) -> CallEvent {
+        ev(
+            at,
+            CallEventKind::Ended {
+                cause: HangupCause {
+                    code,
+                    text: String::new(),
+                },
+            },
+        )
+    }
+
+    fn finish(events: Vec<CallEvent>) -> CallSession {
+        let mut tr = CallTracker::new();
+        let mut done = Vec::new();
+        for e in events {
+            for m in tr.feed(e) {
+                if let Moment::Finished(s) = m {
+                    done.push(*s);
+                }
+            }
+        }
+        assert_eq!(done.len(), 1, "exactly one finished session");
+        done.remove(0)
+    }
+
+    #[test]
+    fn answered_call_has_ring_and_talk_time() {
+        let s = finish(vec![
+            started(),
+            ev(
+                0,
+                CallEventKind::Ringing {
+                    agent: "101".into(),
+                },
+            ),
+            ev(
+                2,
+                CallEventKind::Answered {
+                    agent: Some("101".into()),
+                },
+            ),
+            ended(7, 16),
+            ended(8, 16),
+        ]);
+        assert_eq!(s.disposition(), Disposition::Answered);
+        assert_eq!(s.agent.as_deref(), Some("101"));
+        assert_eq!(s.ring_seconds(), 2.0);
+        assert_eq!(s.talk_seconds(), 5.0);
+    }
+
+    #[test]
+    fn dispositions_follow_ring_outcomes() {
+        let case = |outcome, code| {
+            finish(vec![
+                started(),
+                ev(
+                    0,
+                    CallEventKind::Ringing {
+                        agent: "101".into(),
+                    },
+                ),
+                ev(
+                    3,
+                    CallEventKind::RingEnded {
+                        agent: "101".into(),
+                        outcome,
+                    },
+                ),
+                ended(3, code),
+            ])
+            .disposition()
+        };
+        assert_eq!(case(RingOutcome::Busy, 17), Disposition::Busy);
+        assert_eq!(case(RingOutcome::NoAnswer, 16), Disposition::NoAnswer);
+        assert_eq!(case(RingOutcome::Cancelled, 16), Disposition::Abandoned);
+        assert_eq!(case(RingOutcome::Failed, 34), Disposition::Failed);
+    }
+
+    #[test]
+    fn queue_abandon_wins_and_answered_elsewhere_is_not_a_miss() {
+        let s = finish(vec![
+            started(),
+            ev(
+                0,
+                CallEventKind::Queued {
+                    queue: "sales".into(),
+                },
+            ),
+            ev(
+                0,
+                CallEventKind::Ringing {
+                    agent: "101".into(),
+                },
+            ),
+            ev(
+                0,
+                CallEventKind::Ringing {
+                    agent: "102".into(),
+                },
+            ),
+            ev(
+                8,
+                CallEventKind::Abandoned {
+                    queue: Some("sales".into()),
+                },
+            ),
+            ended(8, 0),
+        ]);
+        assert_eq!(s.disposition(), Disposition::Abandoned);
+        assert_eq!(s.rang, ["101", "102"]);
+    }
+
+    #[test]
+    fn queue_timeout_is_no_answer_and_ivr_hangup_is_abandoned() {
+        let s = finish(vec![
+            started(),
+            ev(
+                0,
+                CallEventKind::Queued {
+                    queue: "support".into(),
+                },
+            ),
+            ev(
+                0,
+                CallEventKind::Ringing {
+                    agent: "102".into(),
+                },
+            ),
+            ev(
+                30,
+                CallEventKind::RingEnded {
+                    agent: "102".into(),
+                    outcome: RingOutcome::Cancelled,
+                },
+            ),
+            ended(31, 16),
+        ]);
+        assert_eq!(s.disposition(), Disposition::NoAnswer);
+        assert_eq!(
+            finish(vec![started(), ended(9, 16)]).disposition(),
+            Disposition::Abandoned
+        );
+        assert_eq!(
+            finish(vec![started(), ended(1, 34)]).disposition(),
+            Disposition::Failed
+        );
+    }
+
+    #[test]
+    fn second_agent_answering_is_a_transfer() {
+        let s = finish(vec![
+            started(),
+            ev(
+                1,
+                CallEventKind::Answered {
+                    agent: Some("101".into()),
+                },
+            ),
+            ev(
+                5,
+                CallEventKind::Ringing {
+                    agent: "102".into(),
+                },
+            ),
+            ev(
+                6,
+                CallEventKind::Answered {
+                    agent: Some("102".into()),
+                },
+            ),
+            ended(9, 16),
+        ]);
+        assert_eq!(s.agent.as_deref(), Some("102"));
+        assert_eq!(
+            s.transfers,
+            [Transfer {
+                from: Some("101".into()),
+                to: "102".into(),
+                kind: TransferKind::Blind
+            }]
+        );
+        assert_eq!(s.talk_seconds(), 8.0);
+    }
+
+    #[test]
+    fn originator_picking_up_is_not_an_answer() {
+        let start = ev(
+            0,
+            CallEventKind::Started {
+                caller: Party {
+                    number: "101".into(),
+                    name: None,
+                },
+                agent: Some("101".into()),
+                dialed: None,
+            },
+        );
+        let s = finish(vec![
+            start,
+            ev(
+                0,
+                CallEventKind::Ringing {
+                    agent: "101".into(),
+                },
+            ),
+            ev(
+                2,
+                CallEventKind::Answered {
+                    agent: Some("101".into()),
+                },
+            ),
+            ev(
+                2,
+                CallEventKind::DialedOut {
+                    number: "89031112233".into(),
+                },
+            ),
+            ev(
+                5,
+                CallEventKind::RingEnded {
+                    agent: "89031112233".into(),
+                    outcome: RingOutcome::NoAnswer,
+                },
+            ),
+            ended(5, 16),
+        ]);
+        assert_eq!(s.answered_at, None);
+        assert!(s.rang.is_empty());
+        assert_eq!(s.direction(), Direction::Outbound);
+        assert_eq!(s.disposition(), Disposition::NoAnswer);
+    }
+
+    #[test]
+    fn merged_and_unknown_calls_produce_nothing() {
+        let mut tr = CallTracker::new();
+        assert!(tr.feed(ended(1, 16)).is_empty());
+        tr.feed(started());
+        tr.feed(ev(1, CallEventKind::Merged { into: "c0".into() }));
+        assert!(tr.feed(ended(2, 16)).is_empty());
+        assert_eq!(tr.live().count(), 0);
+    }
+}

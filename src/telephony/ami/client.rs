@@ -1,0 +1,840 @@
+//! The AMI connection: login, actions matched to answers by `ActionID`,
+//! list actions collected into one result, keep-alive pings, reconnect with
+//! backoff and jitter, and resync of live calls after a reconnect.
+//!
+//! Owns the socket and the call state built from it (mapper + tracker). The
+//! reader never waits for consumers: call events go through a bounded channel
+//! and are counted and dropped when it is full (a slow screen-pop consumer
+//! must not stall Asterisk's socket, which would make Asterisk drop us).
+//! Finished calls go through an unbounded channel: one small record per
+//! call, which cannot be rebuilt later, so they are never dropped.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use chrono::Utc;
+use rand::Rng;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::{Mutex, Notify, mpsc, oneshot};
+
+use super::codec::{Action, Decoder, Frame, Message};
+use super::mapper::{Mapper, MapperConfig};
+use super::replay::message_time;
+use crate::calls::{CallEvent, CallSession, CallTracker, Moment};
+
+/// `ami://user:secret@host:5038`, as `RINGSIDE_AMI_URL` gives it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AmiUrl {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub secret: String,
+}
+
+impl fmt::Debug for AmiUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ami://{}:***@{}:{}", self.user, self.host, self.port)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AmiUrlError {
+    #[error("the AMI URL must start with `ami://` (got `{0}`)")]
+    Scheme(String),
+    #[error("the AMI URL needs `user:secret@` before the host")]
+    MissingCredentials,
+    #[error("the AMI URL has an empty user name")]
+    EmptyUser,
+    #[error("the AMI URL has no host")]
+    EmptyHost,
+    #[error("`{0}` is not a valid AMI port (1-65535)")]
+    Port(String),
+    #[error("the AMI URL has a bad %-escape in `{0}`")]
+    Escape(String),
+    #[error("the AMI URL must not have a path or query (`{0}`)")]
+    Path(String),
+}
+
+fn percent_decode(s: &str) -> Result<String, AmiUrlError> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = s
+                .get(i + 1..i + 3)
+                .ok_or_else(|| AmiUrlError::Escape(s.into()))?;
+            let v = u8::from_str_radix(hex, 16).map_err(|_| AmiUrlError::Escape(s.into()))?;
+            out.push(v);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| AmiUrlError::Escape(s.into()))
+}
+
+impl FromStr for AmiUrl {
+    type Err = AmiUrlError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        let rest = s
+            .strip_prefix("ami://")
+            .ok_or_else(|| AmiUrlError::Scheme(s.split("://").next().unwrap_or(s).to_owned()))?;
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        if let Some(i) = rest.rfind(['/', '?', '#'])
+            && i > rest.rfind('@').unwrap_or(0)
+        {
+            return Err(AmiUrlError::Path(rest[i..].to_owned()));
+        }
+        let (userinfo, hostport) = rest
+            .rsplit_once('@')
+            .ok_or(AmiUrlError::MissingCredentials)?;
+        let (user, secret) = userinfo
+            .split_once(':')
+            .ok_or(AmiUrlError::MissingCredentials)?;
+        let (user, secret) = (percent_decode(user)?, percent_decode(secret)?);
+        if user.is_empty() {
+            return Err(AmiUrlError::EmptyUser);
+        }
+        let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
+            let (h, p) = v6.split_once(']').ok_or(AmiUrlError::EmptyHost)?;
+            (h, p.strip_prefix(':'))
+        } else {
+            match hostport.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (hostport, None),
+            }
+        };
+        if host.is_empty() {
+            return Err(AmiUrlError::EmptyHost);
+        }
+        let port = match port {
+            None => 5038,
+            Some(p) => match p.parse::<u16>() {
+                Ok(n) if n > 0 => n,
+                _ => return Err(AmiUrlError::Port(p.to_owned())),
+            },
+        };
+        Ok(AmiUrl {
+            host: host.to_owned(),
+            port,
+            user,
+            secret,
+        })
+    }
+}
+
+/// How the secret is presented at login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LoginAuth {
+    /// `Secret:` in clear text (fine on localhost or inside a VPN).
+    #[default]
+    Plain,
+    /// `Challenge` first, then `Key: md5(challenge + secret)`.
+    Md5,
+}
+
+/// The login key for MD5 challenge authentication.
+pub fn md5_key(challenge: &str, secret: &str) -> String {
+    use md5::{Digest, Md5};
+    let mut h = Md5::new();
+    h.update(challenge.as_bytes());
+    h.update(secret.as_bytes());
+    hex::encode(h.finalize())
+}
+
+/// Connection settings; `ClientConfig::new(url)` gives sensible defaults.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    pub url: AmiUrl,
+    pub auth: LoginAuth,
+    pub action_timeout: Duration,
+    pub ping_interval: Duration,
+    pub connect_timeout: Duration,
+    pub reconnect_min: Duration,
+    pub reconnect_max: Duration,
+    /// Capacity of the call-event channel; beyond it events are dropped and counted.
+    pub event_capacity: usize,
+    pub mapper: MapperConfig,
+}
+
+impl ClientConfig {
+    /// From the app settings: `None` when `RINGSIDE_AMI_URL` is not set.
+    pub fn from_config(config: &crate::config::Config) -> Result<Option<Self>, AmiUrlError> {
+        let Some(url) = config.ami_url.as_deref() else {
+            return Ok(None);
+        };
+        let mut cfg = ClientConfig::new(url.parse()?);
+        cfg.mapper = MapperConfig::from_config(config);
+        Ok(Some(cfg))
+    }
+
+    pub fn new(url: AmiUrl) -> Self {
+        ClientConfig {
+            url,
+            auth: LoginAuth::Plain,
+            action_timeout: Duration::from_secs(10),
+            ping_interval: Duration::from_secs(20),
+            connect_timeout: Duration::from_secs(5),
+            reconnect_min: Duration::from_millis(500),
+            reconnect_max: Duration::from_secs(30),
+            event_capacity: 4096,
+            mapper: MapperConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    #[error("not connected to Asterisk")]
+    NotConnected,
+    #[error("the AMI connection dropped before the answer came")]
+    Disconnected,
+    #[error("Asterisk did not answer `{0}` in time")]
+    Timeout(String),
+    #[error("Asterisk refused `{action}`: {message}")]
+    Rejected { action: String, message: String },
+    #[error("AMI I/O error: {0}")]
+    Io(String),
+}
+
+/// The answer to a list action: the first response plus the item events.
+#[derive(Debug, Clone)]
+pub struct ListAnswer {
+    pub response: Message,
+    pub items: Vec<Message>,
+}
+
+enum Pending {
+    One(oneshot::Sender<Result<Message, ClientError>>),
+    List {
+        response: Option<Message>,
+        items: Vec<Message>,
+        tx: oneshot::Sender<Result<ListAnswer, ClientError>>,
+    },
+}
+
+struct CallState {
+    mapper: Mapper,
+    tracker: CallTracker,
+    events: Vec<CallEvent>,
+    moments: Vec<Moment>,
+}
+
+struct Shared {
+    cfg: ClientConfig,
+    writer: Mutex<Option<OwnedWriteHalf>>,
+    pending: StdMutex<HashMap<String, Pending>>,
+    next_id: AtomicU64,
+    connected: AtomicBool,
+    dropped: AtomicU64,
+    connects: AtomicU64,
+    state: StdMutex<CallState>,
+    events_tx: mpsc::Sender<CallEvent>,
+    moments_tx: mpsc::Sender<Moment>,
+    finished_tx: mpsc::UnboundedSender<CallSession>,
+    stop: Notify,
+    stopped: AtomicBool,
+}
+
+/// What the client yields to the rest of the app.
+pub struct CallFeed {
+    /// Every call event, in order (bounded: see the module doc).
+    pub events: mpsc::Receiver<CallEvent>,
+    /// What screens react to: ringing (with caller and queue), answered,
+    /// transferred. Bounded like `events`.
+    pub moments: mpsc::Receiver<Moment>,
+    /// Each call once, when it has ended.
+    pub finished: mpsc::UnboundedReceiver<CallSession>,
+}
+
+/// Handle to a running AMI connection; cheap to clone.
+#[derive(Clone)]
+pub struct AmiClient {
+    shared: Arc<Shared>,
+}
+
+/// Supervisor modes, as ChanSpy options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpyMode {
+    /// Hear the call, say nothing (`q`).
+    Listen,
+    /// Speak to the agent only (`qw`).
+    Whisper,
+    /// Speak to both (`qB`).
+    Barge,
+}
+
+/// Starts the connection task (it reconnects by itself until `stop`).
+/// Must be called inside a tokio runtime.
+pub fn start(cfg: ClientConfig) -> (AmiClient, CallFeed) {
+    let (events_tx, events) = mpsc::channel(cfg.event_capacity.max(1));
+    let (moments_tx, moments) = mpsc::channel(cfg.event_capacity.max(1));
+    let (finished_tx, finished) = mpsc::unbounded_channel();
+    let shared = Arc::new(Shared {
+        state: StdMutex::new(CallState {
+            mapper: Mapper::new(cfg.mapper.clone()),
+            tracker: CallTracker::new(),
+            events: Vec::new(),
+            moments: Vec::new(),
+        }),
+        cfg,
+        writer: Mutex::new(None),
+        pending: StdMutex::new(HashMap::new()),
+        next_id: AtomicU64::new(1),
+        connected: AtomicBool::new(false),
+        dropped: AtomicU64::new(0),
+        connects: AtomicU64::new(0),
+        events_tx,
+        moments_tx,
+        finished_tx,
+        stop: Notify::new(),
+        stopped: AtomicBool::new(false),
+    });
+    tokio::spawn(supervise(shared.clone()));
+    (
+        AmiClient { shared },
+        CallFeed {
+            events,
+            moments,
+            finished,
+        },
+    )
+}
+
+async fn supervise(shared: Arc<Shared>) {
+    let mut delay = shared.cfg.reconnect_min;
+    while !shared.stopped.load(Ordering::Acquire) {
+        let res = tokio::select! {
+            r = connect_and_run(&shared) => r,
+            _ = shared.stop.notified() => break,
+        };
+        let was_up = shared.connected.swap(false, Ordering::AcqRel);
+        *shared.writer.lock().await = None;
+        fail_pending(&shared);
+        match res {
+            Ok(()) => tracing::warn!("AMI connection closed by Asterisk"),
+            Err(e) => tracing::warn!(error = %e, "AMI connection lost"),
+        }
+        if was_up {
+            delay = shared.cfg.reconnect_min;
+        }
+        // 50-100 % jitter keeps many nodes from reconnecting in lockstep.
+        let jitter = rand::thread_rng().gen_range(0.5..1.0);
+        let wait = delay.mul_f64(jitter);
+        delay = (delay * 2).min(shared.cfg.reconnect_max);
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shared.stop.notified() => break,
+        }
+    }
+    shared.connected.store(false, Ordering::Release);
+    *shared.writer.lock().await = None;
+    fail_pending(&shared);
+}
+
+fn fail_pending(shared: &Shared) {
+    let drained: Vec<Pending> = match shared.pending.lock() {
+        Ok(mut p) => p.drain().map(|(_, v)| v).collect(),
+        Err(_) => Vec::new(),
+    };
+    for p in drained {
+        match p {
+            Pending::One(tx) => {
+                let _ = tx.send(Err(ClientError::Disconnected));
+            }
+            Pending::List { tx, .. } => {
+                let _ = tx.send(Err(ClientError::Disconnected));
+            }
+        }
+    }
+}
+
+async fn connect_and_run(shared: &Arc<Shared>) -> Result<(), ClientError> {
+    let url = &shared.cfg.url;
+    let addr = if url.host.contains(':') {
+        format!("[{}]:{}", url.host, url.port)
+    } else {
+        format!("{}:{}", url.host, url.port)
+    };
+    let stream = tokio::time::timeout(shared.cfg.connect_timeout, TcpStream::connect(&addr))
+        .await
+        .map_err(|_| ClientError::Timeout("connect".into()))?
+        .map_err(|e| ClientError::Io(e.to_string()))?;
+    let _ = stream.set_nodelay(true);
+    let (rd, wr) = stream.into_split();
+    *shared.writer.lock().await = Some(wr);
+    let client = AmiClient {
+        shared: shared.clone(),
+    };
+    tokio::select! {
+        r = read_loop(shared, rd) => r,
+        r = logged_in(&client) => r,
+    }
+}
+
+/// Login, resync, then keep-alive pings for as long as the socket lives.
+async fn logged_in(client: &AmiClient) -> Result<(), ClientError> {
+    let shared = &client.shared;
+    let url = &shared.cfg.url;
+    let login = Action::new("Login").header("Username", url.user.clone());
+    let login = match shared.cfg.auth {
+        LoginAuth::Plain => login.header("Secret", url.secret.clone()),
+        LoginAuth::Md5 => {
+            let answer = client
+                .action(Action::new("Challenge").header("AuthType", "md5"))
+                .await?;
+            let challenge = answer
+                .get("Challenge")
+                .filter(|c| !c.is_empty())
+                .ok_or_else(|| ClientError::Rejected {
+                    action: "Challenge".into(),
+                    message: "no challenge in the answer".into(),
+                })?;
+            login
+                .header("AuthType", "md5")
+                .header("Key", md5_key(challenge, &url.secret))
+        }
+    };
+    client.action(login.header("Events", "on")).await?;
+    shared.connected.store(true, Ordering::Release);
+    let n = shared.connects.fetch_add(1, Ordering::AcqRel);
+    tracing::info!(host = %url.host, port = url.port, reconnect = n > 0, "AMI logged in");
+    client.resync().await?;
+    loop {
+        tokio::time::sleep(shared.cfg.ping_interval).await;
+        client.action(Action::new("Ping")).await?;
+    }
+}
+
+async fn read_loop(shared: &Arc<Shared>, mut rd: OwnedReadHalf) -> Result<(), ClientError> {
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let mut dec = Decoder::new();
+    loop {
+        if buf.capacity() - buf.len() < 16 * 1024 {
+            buf.reserve(64 * 1024);
+        }
+        let n = rd
+            .read_buf(&mut buf)
+            .await
+            .map_err(|e| ClientError::Io(e.to_string()))?;
+        if n == 0 {
+            return Ok(());
+        }
+        loop {
+            match dec.decode(&mut buf) {
+                Ok(Some(Frame::Message(m))) => dispatch(shared, m),
+                Ok(Some(Frame::Banner(b))) => tracing::debug!(banner = %b, "AMI greeting"),
+                Ok(None) => break,
+                Err(e) => tracing::warn!(error = %e, "skipping an AMI message"),
+            }
+        }
+    }
+}
+
+fn dispatch(shared: &Shared, m: Message) {
+    let is_event = m.event().is_some();
+    if let Some(id) = m.action_id()
+        && let Ok(mut pending) = shared.pending.lock()
+        && let Some(p) = pending.remove(id)
+    {
+        let id = id.to_owned();
+        match p {
+            Pending::One(tx) if !is_event => {
+                let _ = tx.send(Ok(m));
+            }
+            Pending::One(tx) => {
+                // An event carrying our id (e.g. OriginateResponse): not the answer.
+                pending.insert(id, Pending::One(tx));
+                drop(pending);
+                feed_event(shared, &m);
+            }
+            Pending::List {
+                mut response,
+                mut items,
+                tx,
+            } => {
+                if !is_event {
+                    if m.response() == Some("Error") {
+                        let message = m.get("Message").unwrap_or_default().to_owned();
+                        let _ = tx.send(Err(ClientError::Rejected {
+                            action: "list".into(),
+                            message,
+                        }));
+                        return;
+                    }
+                    response = Some(m);
+                } else if m
+                    .get("EventList")
+                    .is_some_and(|v| v.eq_ignore_ascii_case("Complete"))
+                {
+                    let response = response.unwrap_or(m);
+                    let _ = tx.send(Ok(ListAnswer { response, items }));
+                    return;
+                } else {
+                    items.push(m);
+                }
+                pending.insert(
+                    id,
+                    Pending::List {
+                        response,
+                        items,
+                        tx,
+                    },
+                );
+            }
+        }
+        return;
+    }
+    if is_event {
+        feed_event(shared, &m);
+    }
+}
+
+fn feed_event(shared: &Shared, m: &Message) {
+    let at = message_time(m).unwrap_or_else(Utc::now);
+    let Ok(mut st) = shared.state.lock() else {
+        return;
+    };
+    let st = &mut *st;
+    st.mapper.map(m, at, &mut st.events);
+    emit(shared, st);
+}
+
+fn emit(shared: &Shared, st: &mut CallState) {
+    for e in st.events.drain(..) {
+        st.tracker.feed_into(e.clone(), &mut st.moments);
+        if let Err(mpsc::error::TrySendError::Full(_)) = shared.events_tx.try_send(e) {
+            count_drop(shared);
+        }
+    }
+    for mo in st.moments.drain(..) {
+        match mo {
+            Moment::Finished(s) => {
+                let _ = shared.finished_tx.send(*s);
+            }
+            other => {
+                if let Err(mpsc::error::TrySendError::Full(_)) = shared.moments_tx.try_send(other) {
+                    count_drop(shared);
+                }
+            }
+        }
+    }
+}
+
+fn count_drop(shared: &Shared) {
+    let n = shared.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+    if n.is_power_of_two() {
+        tracing::warn!(dropped = n, "call-event consumer is slow; dropping events");
+    }
+}
+
+impl AmiClient {
+    /// Whether the client is logged in right now.
+    pub fn is_connected(&self) -> bool {
+        self.shared.connected.load(Ordering::Acquire)
+    }
+
+    /// Call events and moments dropped because their consumer was slow.
+    pub fn dropped_events(&self) -> u64 {
+        self.shared.dropped.load(Ordering::Relaxed)
+    }
+
+    /// How many times the client has logged in (1 after the first connect).
+    pub fn connects(&self) -> u64 {
+        self.shared.connects.load(Ordering::Acquire)
+    }
+
+    /// Calls in progress as the tracker sees them.
+    pub fn live_calls(&self) -> Vec<CallSession> {
+        match self.shared.state.lock() {
+            Ok(st) => st.tracker.live().cloned().collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Stops the connection task and closes the socket.
+    pub fn stop(&self) {
+        self.shared.stopped.store(true, Ordering::Release);
+        self.shared.stop.notify_waiters();
+        self.shared.stop.notify_one();
+    }
+
+    fn next_id(&self) -> String {
+        format!(
+            "ringside-{}",
+            self.shared.next_id.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+
+    async fn write(&self, action: &Action, id: &str) -> Result<(), ClientError> {
+        let mut bytes = BytesMut::new();
+        action.encode(id, &mut bytes);
+        let mut w = self.shared.writer.lock().await;
+        let w = w.as_mut().ok_or(ClientError::NotConnected)?;
+        w.write_all(&bytes)
+            .await
+            .map_err(|e| ClientError::Io(e.to_string()))
+    }
+
+    fn forget(&self, id: &str) {
+        if let Ok(mut p) = self.shared.pending.lock() {
+            p.remove(id);
+        }
+    }
+
+    /// Sends an action and waits for its response. `Response: Error` is `Rejected`.
+    pub async fn action(&self, action: Action) -> Result<Message, ClientError> {
+        let id = self.next_id();
+        let (tx, rx) = oneshot::channel();
+        if let Ok(mut p) = self.shared.pending.lock() {
+            p.insert(id.clone(), Pending::One(tx));
+        }
+        if let Err(e) = self.write(&action, &id).await {
+            self.forget(&id);
+            return Err(e);
+        }
+        let res = tokio::time::timeout(self.shared.cfg.action_timeout, rx).await;
+        let msg = match res {
+            Ok(Ok(r)) => r?,
+            Ok(Err(_)) => return Err(ClientError::Disconnected),
+            Err(_) => {
+                self.forget(&id);
+                return Err(ClientError::Timeout(action.name().to_owned()));
+            }
+        };
+        if msg
+            .response()
+            .is_some_and(|r| r.eq_ignore_ascii_case("Error"))
+        {
+            return Err(ClientError::Rejected {
+                action: action.name().to_owned(),
+                message: msg.get("Message").unwrap_or_default().to_owned(),
+            });
+        }
+        Ok(msg)
+    }
+
+    /// Sends a list action (`CoreShowChannels`, `QueueStatus`, `Status`…) and
+    /// collects its item events up to the `…Complete` event.
+    pub async fn list(&self, action: Action) -> Result<ListAnswer, ClientError> {
+        let id = self.next_id();
+        let (tx, rx) = oneshot::channel();
+        if let Ok(mut p) = self.shared.pending.lock() {
+            p.insert(
+                id.clone(),
+                Pending::List {
+                    response: None,
+                    items: Vec::new(),
+                    tx,
+                },
+            );
+        }
+        if let Err(e) = self.write(&action, &id).await {
+            self.forget(&id);
+            return Err(e);
+        }
+        match tokio::time::timeout(self.shared.cfg.action_timeout, rx).await {
+            Ok(Ok(r)) => r.map_err(|e| match e {
+                ClientError::Rejected { message, .. } => ClientError::Rejected {
+                    action: action.name().to_owned(),
+                    message,
+                },
+                e => e,
+            }),
+            Ok(Err(_)) => Err(ClientError::Disconnected),
+            Err(_) => {
+                self.forget(&id);
+                Err(ClientError::Timeout(action.name().to_owned()))
+            }
+        }
+    }
+
+    /// Rebuilds live calls from `CoreShowChannels`: calls that ended while
+    /// the link was down are closed (once), calls still up carry on.
+    pub async fn resync(&self) -> Result<(), ClientError> {
+        let known: HashSet<String> = match self.shared.state.lock() {
+            Ok(st) => st.mapper.channel_ids().map(str::to_owned).collect(),
+            Err(_) => HashSet::new(),
+        };
+        let answer = self.list(Action::new("CoreShowChannels")).await?;
+        let Ok(mut st) = self.shared.state.lock() else {
+            return Ok(());
+        };
+        let st = &mut *st;
+        st.mapper
+            .resync(&answer.items, &known, Utc::now(), &mut st.events);
+        emit(&self.shared, st);
+        Ok(())
+    }
+
+    /// Click-to-call: rings the agent's phone first; when the agent answers,
+    /// Asterisk dials `number` from `context`. Returns once queued.
+    pub async fn originate_click_to_call(
+        &self,
+        agent_channel: &str,
+        number: &str,
+        context: &str,
+        caller_id: &str,
+        variables: &[(&str, &str)],
+    ) -> Result<Message, ClientError> {
+        let mut a = Action::new("Originate")
+            .header("Channel", agent_channel)
+            .header("Context", context)
+            .header("Exten", number)
+            .header("Priority", "1")
+            .header("CallerID", caller_id)
+            .header("Timeout", "30000")
+            .header("Async", "true");
+        for (k, v) in variables {
+            a = a.header("Variable", format!("{k}={v}"));
+        }
+        self.action(a).await
+    }
+
+    /// Blind transfer: sends `channel` (the customer's leg) to `exten@context`.
+    pub async fn blind_transfer(
+        &self,
+        channel: &str,
+        exten: &str,
+        context: &str,
+    ) -> Result<Message, ClientError> {
+        self.action(
+            Action::new("Redirect")
+                .header("Channel", channel)
+                .header("Exten", exten)
+                .header("Context", context)
+                .header("Priority", "1"),
+        )
+        .await
+    }
+
+    /// Starts recording `channel` to `file` (MixMonitor options, e.g. `b`).
+    pub async fn mix_monitor(
+        &self,
+        channel: &str,
+        file: &str,
+        options: &str,
+    ) -> Result<Message, ClientError> {
+        let mut a = Action::new("MixMonitor")
+            .header("Channel", channel)
+            .header("File", file);
+        if !options.is_empty() {
+            a = a.header("Options", options);
+        }
+        self.action(a).await
+    }
+
+    pub async fn stop_mix_monitor(&self, channel: &str) -> Result<Message, ClientError> {
+        self.action(Action::new("StopMixMonitor").header("Channel", channel))
+            .await
+    }
+
+    /// Pauses or resumes a queue member (all queues when `queue` is None).
+    pub async fn queue_pause(
+        &self,
+        interface: &str,
+        queue: Option<&str>,
+        paused: bool,
+        reason: Option<&str>,
+    ) -> Result<Message, ClientError> {
+        let mut a = Action::new("QueuePause")
+            .header("Interface", interface)
+            .header("Paused", if paused { "true" } else { "false" });
+        if let Some(q) = queue {
+            a = a.header("Queue", q);
+        }
+        if let Some(r) = reason {
+            a = a.header("Reason", r);
+        }
+        self.action(a).await
+    }
+
+    /// Rings the supervisor's phone and, when answered, spies on `target`
+    /// (a channel name or prefix such as `PJSIP/101`).
+    pub async fn spy(
+        &self,
+        supervisor_channel: &str,
+        target: &str,
+        mode: SpyMode,
+    ) -> Result<Message, ClientError> {
+        let opts = match mode {
+            SpyMode::Listen => "q",
+            SpyMode::Whisper => "qw",
+            SpyMode::Barge => "qB",
+        };
+        self.action(
+            Action::new("Originate")
+                .header("Channel", supervisor_channel)
+                .header("Application", "ChanSpy")
+                .header("Data", format!("{target},{opts}"))
+                .header("CallerID", "\"Supervisor\" <spy>")
+                .header("Async", "true"),
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_ami_urls() {
+        let u: AmiUrl = "ami://crm:s3cret@pbx.local:5038".parse().expect("valid");
+        assert_eq!((u.user.as_str(), u.secret.as_str()), ("crm", "s3cret"));
+        assert_eq!((u.host.as_str(), u.port), ("pbx.local", 5038));
+        let u: AmiUrl = "ami://crm:p%40ss:w@10.0.0.1".parse().expect("valid");
+        assert_eq!((u.secret.as_str(), u.port), ("p@ss:w", 5038));
+        let u: AmiUrl = "ami://crm:x@[::1]:6000/".parse().expect("valid");
+        assert_eq!((u.host.as_str(), u.port), ("::1", 6000));
+        assert!(!format!("{u:?}").contains('x'), "secret must not be logged");
+    }
+
+    #[test]
+    fn config_from_app_settings() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let file = tmp.path().join("ringside.toml");
+        std::fs::write(&file, "[phones]\ninternal_max_digits = 3\n").expect("write config");
+        let env = |url: &str| vec![("RINGSIDE_AMI_URL".to_owned(), url.to_owned())];
+        let config = crate::config::Config::load_from(Some(&file), &env("ami://crm:pw@pbx:5039"))
+            .expect("config loads");
+        let cfg = ClientConfig::from_config(&config)
+            .expect("valid URL")
+            .expect("AMI configured");
+        assert_eq!((cfg.url.host.as_str(), cfg.url.port), ("pbx", 5039));
+        assert_eq!(cfg.mapper.max_extension_digits, 3);
+        let none = crate::config::Config::load_from(Some(&file), &[]).expect("config loads");
+        assert!(
+            ClientConfig::from_config(&none)
+                .expect("no URL is fine")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn rejects_bad_ami_urls() {
+        let e = |s: &str| s.parse::<AmiUrl>().err();
+        assert_eq!(e("http://a:b@h"), Some(AmiUrlError::Scheme("http".into())));
+        assert_eq!(e("ami://host:5038"), Some(AmiUrlError::MissingCredentials));
+        assert_eq!(e("ami://:b@h"), Some(AmiUrlError::EmptyUser));
+        assert_eq!(e("ami://a:b@:5038"), Some(AmiUrlError::EmptyHost));
+        assert_eq!(e("ami://a:b@h:0"), Some(AmiUrlError::Port("0".into())));
+        assert_eq!(
+            e("ami://a:b@h:99999"),
+            Some(AmiUrlError::Port("99999".into()))
+        );
+        assert_eq!(e("ami://a:%zz@h"), Some(AmiUrlError::Escape("%zz".into())));
+        assert_eq!(e("ami://a:b@h/x"), Some(AmiUrlError::Path("/x".into())));
+    }
+}

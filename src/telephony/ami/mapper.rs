@@ -1,0 +1,785 @@
+//! AMI events → PBX-neutral `CallEvent`s.
+//!
+//! Owns the Asterisk knowledge: which channel belongs to which call
+//! (`Linkedid`, which Asterisk moves to the oldest call when bridges merge),
+//! which channel is an agent's phone, and what queue, dial, transfer, hold and
+//! MixMonitor events mean. It keeps only per-channel bookkeeping; the meaning
+//! of a whole call (disposition, durations) belongs to `calls::CallTracker`.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+use super::codec::Message;
+use crate::calls::{CallEvent, CallEventKind, HangupCause, Party, RingOutcome, TransferKind};
+
+/// Site rules the mapper cannot guess.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapperConfig {
+    /// A channel is an agent's phone when its endpoint name is all digits and
+    /// at most this long (`PJSIP/101-…`, `Local/101@…`); `PJSIP/trunk-…` is not.
+    pub max_extension_digits: usize,
+    /// Channel variable the dialplan sets to the dialled DID (`Set(CRM_DID=…)`).
+    pub did_variable: String,
+    /// Channel variable MixMonitor sets to the recording path.
+    pub recording_variable: String,
+}
+
+impl Default for MapperConfig {
+    fn default() -> Self {
+        MapperConfig {
+            max_extension_digits: 6,
+            did_variable: "CRM_DID".into(),
+            recording_variable: "MIXMONITOR_FILENAME".into(),
+        }
+    }
+}
+
+impl MapperConfig {
+    /// Site rules from the app settings: `phones.internal_max_digits` says
+    /// how long an extension can be.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        let mut cfg = MapperConfig::default();
+        if let Some(n) = config.phones.internal_max_digits {
+            cfg.max_extension_digits = n;
+        }
+        cfg
+    }
+}
+
+/// Channel technology and endpoint: `PJSIP/101-0000001a` → (`PJSIP`, `101`),
+/// `Local/101@from-queue-00000003;1` → (`Local`, `101`), `SIP/trunk-0a1` →
+/// (`SIP`, `trunk`). Also accepts interfaces without a suffix (`PJSIP/101`).
+pub fn endpoint(channel: &str) -> Option<(&str, &str)> {
+    let (tech, rest) = channel.split_once('/')?;
+    if tech.eq_ignore_ascii_case("Local") {
+        let name = rest.split(['@', ';', '/']).next().unwrap_or(rest);
+        return Some((tech, name));
+    }
+    let rest = rest.split(['@', ';']).next().unwrap_or(rest);
+    let name = match rest.rsplit_once('-') {
+        Some((name, suffix))
+            if suffix.len() >= 4 && suffix.bytes().all(|b| b.is_ascii_hexdigit()) =>
+        {
+            name
+        }
+        _ => rest,
+    };
+    Some((tech, name))
+}
+
+#[derive(Debug, Clone)]
+struct Chan {
+    linkedid: String,
+    external: bool,
+}
+
+#[derive(Debug, Clone)]
+struct CallCtx {
+    live: u32,
+    first: String,
+    cause: Option<HangupCause>,
+    merged_into: Option<String>,
+}
+
+/// Stateful translator; one per AMI connection (it survives reconnects).
+#[derive(Debug, Default)]
+pub struct Mapper {
+    cfg: MapperConfig,
+    chans: HashMap<String, Chan>,
+    calls: HashMap<String, CallCtx>,
+    /// Calls whose every channel moved to another call: (old id, new id).
+    merged: Vec<(String, String)>,
+}
+
+/// Header name for a channel field under a prefix (`Dest` + `Uniqueid`),
+/// without allocating for the common ones.
+fn key(prefix: &str, name: &'static str) -> std::borrow::Cow<'static, str> {
+    use std::borrow::Cow;
+    match (prefix, name) {
+        ("", n) => Cow::Borrowed(n),
+        ("Dest", "Uniqueid") => Cow::Borrowed("DestUniqueid"),
+        ("Dest", "Linkedid") => Cow::Borrowed("DestLinkedid"),
+        (p, n) => Cow::Owned(format!("{p}{n}")),
+    }
+}
+
+fn unknown(v: &str) -> bool {
+    v.is_empty() || v == "<unknown>"
+}
+
+fn clean_name(v: &str) -> Option<String> {
+    // AMI escapes single quotes in names (`\'`); the rest arrives raw.
+    (!unknown(v)).then(|| v.replace("\\'", "'"))
+}
+
+fn cause_of(m: &Message) -> HangupCause {
+    HangupCause {
+        code: m.get("Cause").and_then(|c| c.parse().ok()).unwrap_or(0),
+        text: m.get("Cause-txt").unwrap_or_default().to_owned(),
+    }
+}
+
+impl Mapper {
+    pub fn new(cfg: MapperConfig) -> Self {
+        Mapper {
+            cfg,
+            chans: HashMap::new(),
+            calls: HashMap::new(),
+            merged: Vec::new(),
+        }
+    }
+
+    /// The agent extension of a channel name, if it is an agent's phone.
+    pub fn agent_of(&self, channel: &str) -> Option<String> {
+        let (_, name) = endpoint(channel)?;
+        let max = self.cfg.max_extension_digits;
+        (!name.is_empty() && name.len() <= max && name.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| name.to_owned())
+    }
+
+    /// Number of calls with live channels.
+    pub fn live_calls(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Translates one AMI message received at `at`, appending to `out`.
+    pub fn map(&mut self, m: &Message, at: DateTime<Utc>, out: &mut Vec<CallEvent>) {
+        self.map_event(m, at, out);
+        self.flush_merged(at, out);
+    }
+
+    fn flush_merged(&mut self, at: DateTime<Utc>, out: &mut Vec<CallEvent>) {
+        for (old, into) in self.merged.drain(..) {
+            out.push(ev(old, at, CallEventKind::Merged { into }));
+        }
+    }
+
+    fn map_event(&mut self, m: &Message, at: DateTime<Utc>, out: &mut Vec<CallEvent>) {
+        let Some(event) = m.event() else {
+            return;
+        };
+        match event {
+            "Newchannel" => self.on_channel(m, at, out),
+            "Hangup" => self.on_hangup(m, at, out),
+            "DialBegin" | "DialEnd" => self.on_dial(m, event == "DialEnd", at, out),
+            "VarSet" => self.on_varset(m, at, out),
+            // Only `Newchannel` (and resync) create channels: a late event
+            // for a channel already hung up must not resurrect it.
+            "BridgeEnter" | "Newstate" => {
+                let _ = self.call_of(m, "");
+            }
+            "QueueCallerJoin" => {
+                if let (Some(call), Some(q)) = (self.call_of(m, ""), m.get("Queue")) {
+                    out.push(ev(call, at, CallEventKind::Queued { queue: q.into() }));
+                }
+            }
+            "AgentCalled" | "AgentConnect" | "AgentRingNoAnswer" => {
+                self.on_agent(m, event, at, out)
+            }
+            "QueueCallerAbandon" => {
+                if let Some(call) = self.call_of(m, "") {
+                    let queue = m.get("Queue").map(str::to_owned);
+                    out.push(ev(call, at, CallEventKind::Abandoned { queue }));
+                }
+            }
+            "BlindTransfer" => self.on_blind(m, at, out),
+            "Pickup" => {
+                // Another phone picked up a ringing call (directed or group pickup).
+                let agent = m.get("Channel").and_then(|c| self.agent_of(c));
+                if let (Some(call), Some(agent)) = (self.call_of(m, "Target"), agent) {
+                    out.push(ev(call, at, CallEventKind::Answered { agent: Some(agent) }));
+                }
+            }
+            "AttendedTransfer" => self.on_attended(m, at, out),
+            "OriginateResponse" => {
+                // Ties a click-to-call request (its ActionID) to the call.
+                let ok = m
+                    .response()
+                    .is_some_and(|r| r.eq_ignore_ascii_case("Success"));
+                let call = m
+                    .get("Uniqueid")
+                    .and_then(|u| self.chans.get(u))
+                    .map(|c| c.linkedid.clone());
+                if let (true, Some(call), Some(id)) = (ok, call, m.action_id()) {
+                    let kind = CallEventKind::Originated {
+                        request_id: id.to_owned(),
+                    };
+                    out.push(ev(call, at, kind));
+                }
+            }
+            "Hold" | "Unhold" => {
+                if let Some(call) = self.call_of(m, "") {
+                    let by = m.get("Channel").and_then(|c| self.agent_of(c));
+                    let kind = if event == "Hold" {
+                        CallEventKind::Held { by }
+                    } else {
+                        CallEventKind::Unheld { by }
+                    };
+                    out.push(ev(call, at, kind));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Call id for the channel described by headers with `prefix`
+    /// (`""`, `Dest`, `Transferer`…), noticing `Linkedid` moves on the way.
+    fn call_of(&mut self, m: &Message, prefix: &str) -> Option<String> {
+        let lid = m.get(&key(prefix, "Linkedid"))?;
+        if let Some(uid) = m.get(&key(prefix, "Uniqueid")) {
+            self.relink(uid, lid);
+        }
+        Some(lid.to_owned())
+    }
+
+    /// Asterisk gives every channel in a bridge the oldest `Linkedid` when
+    /// bridges merge (transfers): follow the channel to its new call.
+    fn relink(&mut self, uid: &str, lid: &str) {
+        // Only into a call still alive: late events of a merged call may
+        // still name its old id.
+        if !self.calls.contains_key(lid) {
+            return;
+        }
+        let Some(chan) = self.chans.get_mut(uid) else {
+            return;
+        };
+        if chan.linkedid == lid {
+            return;
+        }
+        let old = std::mem::replace(&mut chan.linkedid, lid.to_owned());
+        if let Some(ctx) = self.calls.get_mut(lid) {
+            ctx.live += 1;
+        }
+        if let Some(ctx) = self.calls.get_mut(&old) {
+            ctx.live = ctx.live.saturating_sub(1);
+            ctx.merged_into = Some(lid.to_owned());
+            if ctx.live == 0 {
+                self.calls.remove(&old);
+                self.merged.push((old, lid.to_owned()));
+            }
+        }
+    }
+
+    /// Registers the channel in `m` if new; starts its call if the call is new.
+    fn on_channel(&mut self, m: &Message, at: DateTime<Utc>, out: &mut Vec<CallEvent>) {
+        let field = |k: &str| m.get(k);
+        let (Some(uid), Some(lid), Some(name)) =
+            (field("Uniqueid"), field("Linkedid"), field("Channel"))
+        else {
+            return;
+        };
+        if self.chans.contains_key(uid) {
+            self.relink(uid, lid);
+            return;
+        }
+        let ext = self.agent_of(name);
+        let local = name
+            .get(..6)
+            .is_some_and(|p| p.eq_ignore_ascii_case("Local/"));
+        let external = ext.is_none() && !local;
+        self.chans.insert(
+            uid.to_owned(),
+            Chan {
+                linkedid: lid.to_owned(),
+                external,
+            },
+        );
+        if let Some(ctx) = self.calls.get_mut(lid) {
+            ctx.live += 1;
+            return;
+        }
+        self.calls.insert(
+            lid.to_owned(),
+            CallCtx {
+                live: 1,
+                first: uid.to_owned(),
+                cause: None,
+                merged_into: None,
+            },
+        );
+        let dialed = field("Exten")
+            .filter(|e| !e.is_empty() && *e != "s")
+            .map(str::to_owned);
+        let caller = Party {
+            number: field("CallerIDNum").unwrap_or_default().to_owned(),
+            name: field("CallerIDName").and_then(clean_name),
+        };
+        out.push(ev(
+            lid.to_owned(),
+            at,
+            CallEventKind::Started {
+                caller,
+                agent: ext.clone(),
+                dialed: dialed.clone(),
+            },
+        ));
+        if ext.is_none()
+            && let Some(did) = dialed
+        {
+            out.push(ev(lid.to_owned(), at, CallEventKind::Did { did }));
+        }
+    }
+
+    fn on_hangup(&mut self, m: &Message, at: DateTime<Utc>, out: &mut Vec<CallEvent>) {
+        let Some(uid) = m.get("Uniqueid") else {
+            return;
+        };
+        if let Some(lid) = m.get("Linkedid") {
+            self.relink(uid, lid);
+        }
+        let Some(chan) = self.chans.remove(uid) else {
+            return;
+        };
+        self.leave(&chan.linkedid, uid, cause_of(m), at, out);
+    }
+
+    /// A channel of call `lid` is gone; ends the call with its last channel.
+    fn leave(
+        &mut self,
+        lid: &str,
+        uid: &str,
+        cause: HangupCause,
+        at: DateTime<Utc>,
+        out: &mut Vec<CallEvent>,
+    ) {
+        let Some(ctx) = self.calls.get_mut(lid) else {
+            return;
+        };
+        ctx.live = ctx.live.saturating_sub(1);
+        if ctx.first == uid {
+            ctx.cause = Some(cause.clone());
+        }
+        if ctx.live > 0 {
+            return;
+        }
+        let Some(ctx) = self.calls.remove(lid) else {
+            return;
+        };
+        let kind = match ctx.merged_into {
+            Some(into) => CallEventKind::Merged { into },
+            None => CallEventKind::Ended {
+                cause: ctx.cause.unwrap_or(cause),
+            },
+        };
+        out.push(ev(lid.to_owned(), at, kind));
+    }
+
+    fn on_dial(&mut self, m: &Message, end: bool, at: DateTime<Utc>, out: &mut Vec<CallEvent>) {
+        let call = match self.call_of(m, "") {
+            Some(c) => c,
+            None => match self.call_of(m, "Dest") {
+                Some(c) => c,
+                None => return,
+            },
+        };
+        let Some(dest_uid) = m.get("DestUniqueid") else {
+            return;
+        };
+        // The originated agent leg (click-to-call) is not the call being dialled.
+        if self.calls.get(&call).is_some_and(|c| c.first == dest_uid) {
+            return;
+        }
+        let dest = m.get("DestChannel").unwrap_or_default();
+        let agent = self.agent_of(dest);
+        let external = match &agent {
+            Some(_) => false,
+            None => {
+                self.chans.get(dest_uid).is_none_or(|c| c.external) && !dest.starts_with("Local/")
+            }
+        };
+        if agent.is_none() && !external {
+            return;
+        }
+        let number = || {
+            m.get("DestCallerIDNum")
+                .filter(|n| !unknown(n))
+                .or_else(|| m.get("DialString").and_then(|d| d.split('@').next()))
+                .unwrap_or_default()
+                .to_owned()
+        };
+        if !end {
+            let kind = match agent {
+                Some(agent) => CallEventKind::Ringing { agent },
+                None => CallEventKind::DialedOut { number: number() },
+            };
+            out.push(ev(call, at, kind));
+            return;
+        }
+        let outcome = match m.get("DialStatus").unwrap_or_default() {
+            "ANSWER" => {
+                out.push(ev(call, at, CallEventKind::Answered { agent }));
+                return;
+            }
+            "CANCEL" => RingOutcome::Cancelled,
+            "BUSY" => RingOutcome::Busy,
+            "NOANSWER" => RingOutcome::NoAnswer,
+            "CHANUNAVAIL" | "CONGESTION" | "INVALIDARGS" | "DONTCALL" | "TORTURE" => {
+                RingOutcome::Failed
+            }
+            _ => return,
+        };
+        let agent = agent.unwrap_or_else(number);
+        out.push(ev(call, at, CallEventKind::RingEnded { agent, outcome }));
+    }
+
+    fn on_varset(&mut self, m: &Message, at: DateTime<Utc>, out: &mut Vec<CallEvent>) {
+        let Some(var) = m.get("Variable") else {
+            return;
+        };
+        let kind = if var == self.cfg.recording_variable {
+            match m.get("Value").filter(|v| !v.is_empty()) {
+                Some(path) => CallEventKind::Recording { path: path.into() },
+                None => return,
+            }
+        } else if var == self.cfg.did_variable {
+            match m.get("Value").filter(|v| !v.is_empty()) {
+                Some(did) => CallEventKind::Did { did: did.into() },
+                None => return,
+            }
+        } else {
+            return;
+        };
+        if let Some(call) = self.call_of(m, "") {
+            out.push(ev(call, at, kind));
+        }
+    }
+
+    fn on_agent(&mut self, m: &Message, event: &str, at: DateTime<Utc>, out: &mut Vec<CallEvent>) {
+        let Some(call) = self.call_of(m, "") else {
+            return;
+        };
+        let agent = m
+            .get("DestChannel")
+            .and_then(|c| self.agent_of(c))
+            .or_else(|| m.get("Interface").and_then(|c| self.agent_of(c)));
+        let Some(agent) = agent else {
+            return;
+        };
+        let kind = match event {
+            "AgentCalled" => {
+                if let Some(q) = m.get("Queue") {
+                    out.push(ev(
+                        call.clone(),
+                        at,
+                        CallEventKind::Queued { queue: q.into() },
+                    ));
+                }
+                CallEventKind::Ringing { agent }
+            }
+            "AgentConnect" => CallEventKind::Answered { agent: Some(agent) },
+            _ => CallEventKind::RingEnded {
+                agent,
+                outcome: RingOutcome::NoAnswer,
+            },
+        };
+        out.push(ev(call, at, kind));
+    }
+
+    fn on_blind(&mut self, m: &Message, at: DateTime<Utc>, out: &mut Vec<CallEvent>) {
+        if m.get("Result") != Some("Success") {
+            return;
+        }
+        let Some(call) = self
+            .call_of(m, "Transferee")
+            .or_else(|| self.call_of(m, "Transferer"))
+        else {
+            return;
+        };
+        let Some(to) = m.get("Extension").filter(|e| !e.is_empty()) else {
+            return;
+        };
+        let from = m.get("TransfererChannel").and_then(|c| self.agent_of(c));
+        let kind = CallEventKind::Transferred {
+            from,
+            to: to.into(),
+            kind: TransferKind::Blind,
+        };
+        out.push(ev(call, at, kind));
+    }
+
+    fn on_attended(&mut self, m: &Message, at: DateTime<Utc>, out: &mut Vec<CallEvent>) {
+        if m.get("Result") != Some("Success") {
+            return;
+        }
+        let Some(call) = m
+            .get("OrigTransfererLinkedid")
+            .or_else(|| m.get("TransfereeLinkedid"))
+            .map(str::to_owned)
+        else {
+            return;
+        };
+        let to = m
+            .get("TransferTargetChannel")
+            .and_then(|c| self.agent_of(c))
+            .or_else(|| {
+                m.get("SecondTransfererConnectedLineNum")
+                    .filter(|n| !unknown(n))
+                    .map(str::to_owned)
+            });
+        let from = m
+            .get("OrigTransfererChannel")
+            .and_then(|c| self.agent_of(c));
+        if let Some(to) = to {
+            let kind = CallEventKind::Transferred {
+                from,
+                to,
+                kind: TransferKind::Attended,
+            };
+            out.push(ev(call.clone(), at, kind));
+        }
+        // The consultation call becomes part of the transferred one.
+        let Some(second) = m.get("SecondTransfererLinkedid") else {
+            return;
+        };
+        if second == call {
+            return;
+        }
+        let moving: Vec<String> = self
+            .chans
+            .iter()
+            .filter(|(_, c)| c.linkedid == second)
+            .map(|(uid, _)| uid.clone())
+            .collect();
+        for uid in moving {
+            self.relink(&uid, &call);
+        }
+    }
+
+    /// Ids (`Uniqueid`) of the channels the mapper believes are up.
+    pub fn channel_ids(&self) -> impl Iterator<Item = &str> {
+        self.chans.keys().map(String::as_str)
+    }
+
+    /// Rebuilds channel state from a `CoreShowChannels` answer after a
+    /// reconnect. `known` are the channels believed up before the list was
+    /// asked for: those missing from it hung up meanwhile (their calls are
+    /// closed once). Channels not seen before are registered (starting their
+    /// calls), and agents' phones among them that are up or ringing are
+    /// reported so. Channels learned from events while the list was on its
+    /// way are left alone.
+    pub fn resync(
+        &mut self,
+        channels: &[Message],
+        known: &std::collections::HashSet<String>,
+        at: DateTime<Utc>,
+        out: &mut Vec<CallEvent>,
+    ) {
+        let present: std::collections::HashSet<&str> =
+            channels.iter().filter_map(|c| c.get("Uniqueid")).collect();
+        for c in channels {
+            let Some(uid) = c.get("Uniqueid") else {
+                continue;
+            };
+            if self.chans.contains_key(uid) {
+                continue;
+            }
+            let started = c
+                .get("Duration")
+                .and_then(parse_duration)
+                .map(|d| at - d)
+                .unwrap_or(at);
+            self.on_channel(c, started, out);
+            let (Some(call), Some(name)) = (self.call_of(c, ""), c.get("Channel")) else {
+                continue;
+            };
+            let Some(agent) = self.agent_of(name) else {
+                continue;
+            };
+            if self.calls.get(&call).is_some_and(|ctx| ctx.first == uid) {
+                continue;
+            }
+            match c.get("ChannelState") {
+                Some("6") => out.push(ev(call, at, CallEventKind::Answered { agent: Some(agent) })),
+                Some("5") => out.push(ev(call, at, CallEventKind::Ringing { agent })),
+                _ => {}
+            }
+        }
+        let lost = HangupCause {
+            code: 0,
+            text: "ended while the AMI link was down".into(),
+        };
+        for uid in known {
+            if present.contains(uid.as_str()) {
+                continue;
+            }
+            if let Some(chan) = self.chans.remove(uid) {
+                self.leave(&chan.linkedid, uid, lost.clone(), at, out);
+            }
+        }
+        self.flush_merged(at, out);
+    }
+}
+
+/// `HH:MM:SS` as CoreShowChannels reports it.
+fn parse_duration(s: &str) -> Option<TimeDelta> {
+    let mut parts = s.split(':').map(|p| p.parse::<i64>().ok());
+    let (h, m, sec) = (parts.next()??, parts.next()??, parts.next()??);
+    TimeDelta::try_seconds(h * 3600 + m * 60 + sec)
+}
+
+fn ev(call_id: String, at: DateTime<Utc>, kind: CallEventKind) -> CallEvent {
+    CallEvent { call_id, at, kind }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_and_agents() {
+        let m = Mapper::new(MapperConfig::default());
+        assert_eq!(endpoint("PJSIP/101-0000001a"), Some(("PJSIP", "101")));
+        assert_eq!(endpoint("SIP/trunk-00000a1f"), Some(("SIP", "trunk")));
+        assert_eq!(
+            endpoint("Local/101@from-queue-0000003;1"),
+            Some(("Local", "101"))
+        );
+        assert_eq!(endpoint("PJSIP/101"), Some(("PJSIP", "101")));
+        assert_eq!(endpoint("PJSIP/my-phone"), Some(("PJSIP", "my-phone")));
+        assert_eq!(endpoint("garbage"), None);
+        assert_eq!(m.agent_of("PJSIP/102-0000000e").as_deref(), Some("102"));
+        assert_eq!(
+            m.agent_of("Local/103@from-agents-00000001;2").as_deref(),
+            Some("103")
+        );
+        assert_eq!(m.agent_of("PJSIP/trunk-0000000c"), None);
+        assert_eq!(m.agent_of("PJSIP/89031112233-0000000c"), None);
+        let narrow = Mapper::new(MapperConfig {
+            max_extension_digits: 2,
+            ..MapperConfig::default()
+        });
+        assert_eq!(narrow.agent_of("PJSIP/101-0000001a"), None);
+    }
+
+    use proptest::prelude::*;
+
+    fn header() -> impl Strategy<Value = (String, String)> {
+        let names = prop_oneof![
+            Just("Event"),
+            Just("Channel"),
+            Just("DestChannel"),
+            Just("Uniqueid"),
+            Just("Linkedid"),
+            Just("DestUniqueid"),
+            Just("DestLinkedid"),
+            Just("DialStatus"),
+            Just("Variable"),
+            Just("Value"),
+            Just("Cause"),
+            Just("Queue"),
+            Just("Result"),
+            Just("Extension"),
+            Just("ChannelState"),
+            Just("Duration"),
+            Just("Interface"),
+            Just("SecondTransfererLinkedid"),
+            Just("OrigTransfererLinkedid"),
+            Just("CallerIDNum"),
+        ];
+        let values = prop_oneof![
+            Just("Newchannel".to_owned()),
+            Just("Hangup".to_owned()),
+            Just("DialBegin".to_owned()),
+            Just("DialEnd".to_owned()),
+            Just("AgentConnect".to_owned()),
+            Just("AttendedTransfer".to_owned()),
+            Just("BlindTransfer".to_owned()),
+            Just("VarSet".to_owned()),
+            Just("BridgeEnter".to_owned()),
+            Just("ANSWER".to_owned()),
+            Just("Success".to_owned()),
+            Just("PJSIP/101-0000001a".to_owned()),
+            Just("Local/1é@x;1".to_owned()),
+            Just("MIXMONITOR_FILENAME".to_owned()),
+            "[0-9]{1,2}".prop_map(|s| format!("1.{s}")),
+            ".{0,12}",
+        ];
+        (names, values).prop_map(|(n, v)| (n.to_owned(), v))
+    }
+
+    proptest! {
+        #[test]
+        fn any_event_sequence_is_safe_and_calls_end_once(
+            msgs in proptest::collection::vec(proptest::collection::vec(header(), 1..8), 0..60),
+            resync_at in 0usize..60,
+        ) {
+            let mut m = Mapper::new(MapperConfig::default());
+            let mut tracker = crate::calls::CallTracker::new();
+            let mut out = Vec::new();
+            let mut ended = std::collections::HashSet::new();
+            for (i, hs) in msgs.iter().enumerate() {
+                let msg = Message::from_pairs(hs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+                if i == resync_at {
+                    let known = m.channel_ids().map(str::to_owned).collect();
+                    m.resync(std::slice::from_ref(&msg), &known, Utc::now(), &mut out);
+                } else {
+                    m.map(&msg, Utc::now(), &mut out);
+                }
+                for e in out.drain(..) {
+                    for mo in tracker.feed(e) {
+                        if let crate::calls::Moment::Finished(s) = mo {
+                            // A call id may come back only as a new call.
+                            prop_assert!(ended.insert((s.call_id.clone(), s.started_at, i)));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bridged_calls_merge_into_the_oldest_and_end_once() {
+        let mut m = Mapper::new(MapperConfig::default());
+        let mut out = Vec::new();
+        let msg = |pairs: &[(&str, &str)]| Message::from_pairs(pairs.iter().copied());
+        let chan = |ev: &str, name: &str, uid: &str, lid: &str| {
+            msg(&[
+                ("Event", ev),
+                ("Channel", name),
+                ("Uniqueid", uid),
+                ("Linkedid", lid),
+                ("CallerIDNum", "1"),
+            ])
+        };
+        let now = Utc::now();
+        for e in [
+            chan("Newchannel", "PJSIP/trunk-00000001", "1.1", "1.1"),
+            chan("Newchannel", "PJSIP/101-00000002", "1.2", "1.1"),
+            chan("Newchannel", "PJSIP/101-00000003", "2.3", "2.3"),
+            chan("Newchannel", "PJSIP/102-00000004", "2.4", "2.3"),
+            // No transfer event: both consultation channels join the first call.
+            chan("BridgeEnter", "PJSIP/102-00000004", "2.4", "1.1"),
+            chan("BridgeEnter", "PJSIP/101-00000003", "2.3", "1.1"),
+        ] {
+            m.map(&e, now, &mut out);
+        }
+        assert!(
+            out.iter()
+                .any(|e| e.call_id == "2.3"
+                    && e.kind == CallEventKind::Merged { into: "1.1".into() })
+        );
+        out.clear();
+        for (name, uid) in [
+            ("PJSIP/101-00000002", "1.2"),
+            ("PJSIP/101-00000003", "2.3"),
+            ("PJSIP/102-00000004", "2.4"),
+            ("PJSIP/trunk-00000001", "1.1"),
+        ] {
+            m.map(&chan("Hangup", name, uid, "2.3"), now, &mut out);
+        }
+        let ends: Vec<_> = out
+            .iter()
+            .filter(|e| matches!(e.kind, CallEventKind::Ended { .. }))
+            .collect();
+        assert_eq!(ends.len(), 1);
+        assert_eq!(ends[0].call_id, "1.1");
+        assert_eq!(m.live_calls(), 0);
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("01:02:03"), TimeDelta::try_seconds(3723));
+        assert_eq!(parse_duration("x"), None);
+    }
+}
