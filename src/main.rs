@@ -40,6 +40,8 @@ enum Command {
     /// Bulk imports.
     #[command(subcommand)]
     Import(ImportCommand),
+    /// Replay a raw AMI transcript and print one JSON line per finished call.
+    AmiReplay { file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -164,6 +166,10 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             println!("backup written to {}", file.display());
         }
         Command::User(cmd) => return user_command(cmd, &config).await,
+        Command::AmiReplay { file } => {
+            let mut out = std::io::stdout().lock();
+            ringside::telephony::ami::run_replay_file(&file, &config.default_region, &mut out)?;
+        }
         Command::Import(ImportCommand::Contacts {
             file,
             map,

@@ -794,3 +794,23 @@ async fn bad_configuration_is_reported_with_its_key() {
     assert!(!ok);
     assert!(err.contains("RINGSIDE_DATABASE_URL"), "{err}");
 }
+
+#[tokio::test]
+async fn ami_replay_prints_one_json_line_per_call() {
+    let file = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/ami/queue_answered.ami"
+    );
+    let (ok, out, err) = run_cli("sqlite::memory:", &["ami-replay", file], None);
+    assert!(ok, "{err}");
+    let calls: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(calls.len(), 1, "{out}");
+    assert_eq!(calls[0]["disposition"], "answered");
+    assert_eq!(calls[0]["queue"], "sales");
+    assert_eq!(calls[0]["direction"], "inbound");
+    assert_eq!(calls[0]["agent"], "102");
+    assert_eq!(calls[0]["caller"], "+4930123456");
+}
