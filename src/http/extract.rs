@@ -160,20 +160,3 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
         Ok(ClientAddr(addr))
     }
 }
-
-/// Page size and offset for list endpoints.
-#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
-pub struct Page {
-    /// 1–500, default 50.
-    pub limit: Option<i64>,
-    pub offset: Option<i64>,
-}
-
-impl Page {
-    pub fn limit(&self) -> i64 {
-        self.limit.unwrap_or(50).clamp(1, 500)
-    }
-    pub fn offset(&self) -> i64 {
-        self.offset.unwrap_or(0).max(0)
-    }
-}
