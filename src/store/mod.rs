@@ -149,9 +149,7 @@ pub fn now_ms() -> i64 {
 #[derive(Debug, Clone)]
 pub enum Arg {
     I(i64),
-    OI(Option<i64>),
     S(String),
-    OS(Option<String>),
 }
 
 /// Builds `$n`-numbered SQL with its arguments, for filters known only at run time.
@@ -189,27 +187,7 @@ impl Sql {
         for a in &self.args {
             q = match a {
                 Arg::I(v) => q.bind(*v),
-                Arg::OI(v) => q.bind(*v),
                 Arg::S(v) => q.bind(v.clone()),
-                Arg::OS(v) => q.bind(v.clone()),
-            };
-        }
-        q
-    }
-    pub fn query_scalar<'q, T>(
-        &'q self,
-    ) -> sqlx::query::QueryScalar<'q, Any, T, sqlx::any::AnyArguments<'q>>
-    where
-        T: sqlx::Type<Any> + for<'r> sqlx::Decode<'r, Any> + Send + Unpin,
-        (T,): for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow>,
-    {
-        let mut q = sqlx::query_scalar::<Any, T>(&self.text);
-        for a in &self.args {
-            q = match a {
-                Arg::I(v) => q.bind(*v),
-                Arg::OI(v) => q.bind(*v),
-                Arg::S(v) => q.bind(v.clone()),
-                Arg::OS(v) => q.bind(v.clone()),
             };
         }
         q
