@@ -42,6 +42,11 @@ enum Command {
     Import(ImportCommand),
     /// Replay a raw AMI transcript and print one JSON line per finished call.
     AmiReplay { file: PathBuf },
+    /// Print whose card a phone number opens (JSON, as GET /api/v1/lookup).
+    Lookup {
+        /// The number in any format: 89161234567, +49 30 123456, sip:101@pbx…
+        number: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -140,6 +145,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             let server = startup::Server::build(config).await?;
             let db = server.state.db.clone();
             let seeded = demo::seed(&db, &server.state.phones).await?;
+            if seeded {
+                server.state.callers.rebuild(&db).await?;
+            }
             let passwords = demo::reset_passwords(&db).await?;
             let addr = server.local_addr()?;
             println!(
@@ -166,6 +174,15 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             println!("backup written to {}", file.display());
         }
         Command::User(cmd) => return user_command(cmd, &config).await,
+        Command::Lookup { number } => {
+            let db = startup::open_db(&config).await?;
+            let callers = ringside::crm::directory::Callers::load(&db, &config).await?;
+            let found = ringside::crm::directory::identify(&db, &callers, number.trim()).await?;
+            println!("{}", serde_json::to_string_pretty(&found)?);
+            if found.matched == "none" {
+                return Ok(ExitCode::from(1));
+            }
+        }
         Command::AmiReplay { file } => {
             let mut out = std::io::stdout().lock();
             ringside::telephony::ami::run_replay_file(&file, &config.default_region, &mut out)?;

@@ -28,7 +28,12 @@ impl Server {
         let listener = TcpListener::bind(config.http_bind)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.http_bind))?;
-        let state = AppState::new(db, config)?;
+        let state = AppState::load(db, config).await?;
+        tracing::info!(numbers = state.callers.len(), "caller index built");
+        state
+            .callers
+            .clone()
+            .spawn_sync(state.db.clone(), std::time::Duration::from_secs(3));
         Ok(Server { state, listener })
     }
 
