@@ -12,6 +12,7 @@ pub mod leads;
 pub mod ops;
 pub mod tasks;
 pub mod users;
+pub mod web;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -111,6 +112,7 @@ pub fn app(state: AppState) -> Router {
             }),
         )
         .merge(ops::router())
+        .merge(web::router())
         .fallback(|| async { ApiError::not_found("route") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn(refuse_oversized))
