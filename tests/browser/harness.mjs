@@ -137,5 +137,6 @@ export async function login(page, base, user) {
 
 export async function shot(page, name) {
   mkdirSync(SHOTS, { recursive: true });
+  await page.waitForTimeout(400); // let entry animations finish
   await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: false });
 }

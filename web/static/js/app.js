@@ -217,7 +217,8 @@ function restoreCalls() {
   }
 }
 
-const isActive = (c) => !c.closed && (c.status === 'ringing' || c.status === 'mine' || (c.status === 'ended' && c.wasMine && !c.saved));
+const isActive = (c) =>
+  !c.closed && (c.status === 'ringing' || c.status === 'mine' || c.status === 'elsewhere' || (c.status === 'ended' && c.wasMine && !c.saved));
 
 function renderCalls() {
   const active = [...ctx.calls.values()].filter(isActive).reverse();
