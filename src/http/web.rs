@@ -36,6 +36,7 @@ macro_rules! embed {
 /// Every file under `web/static/`, by its path below that folder.
 const FILES: &[(&str, &[u8])] = embed![
     "css/app.css",
+    "img/bell.svg",
     "img/logo.svg",
     "js/api.js",
     "js/app.js",

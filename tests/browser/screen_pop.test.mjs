@@ -57,6 +57,7 @@ test('the card pops with the caller before the answer; the wrap-up lands on the 
   await shot(page, 'popped-card');
 
   await page.waitForSelector('.call-card.status-mine', { timeout: 15000 });
+  await page.evaluate(() => document.activeElement?.blur());
   await page.keyboard.press('a');
   assert.equal(await page.evaluate(() => document.activeElement.classList.contains('note')), true, '`a` focuses the note');
   await page.keyboard.type('Agreed on a demo on Tuesday');

@@ -179,7 +179,19 @@ function relabel() {
   buildLocaleSelect();
   renderUser();
   renderNotifyButton();
+  // Cards are rebuilt in the new language; a note being written is kept.
+  const notes = new Map();
+  for (const c of ctx.calls.values()) {
+    if (!c.el) continue;
+    notes.set(c.id, c.el.querySelector('.note')?.value || '');
+    c.el.remove();
+    c.el = null;
+  }
   renderCalls();
+  for (const [id, text] of notes) {
+    const note = ctx.calls.get(id)?.el?.querySelector('.note');
+    if (note) note.value = text;
+  }
   route();
 }
 
@@ -224,7 +236,10 @@ function renderCalls() {
   const active = [...ctx.calls.values()].filter(isActive).reverse();
   const recent = [...ctx.calls.values()].filter((c) => !isActive(c)).reverse().slice(0, KEEP_RECENT);
   const dock = $('#cards');
-  replace(dock, active.map((c) => renderCard(ctx, c)));
+  // Update in place: moving a card's element would drop the focus of a note being typed.
+  const wanted = new Set(active.map((c) => renderCard(ctx, c)));
+  for (const el of [...dock.children]) if (!wanted.has(el)) el.remove();
+  for (const el of [...wanted].reverse()) if (el.parentNode !== dock) dock.prepend(el);
   $('#no-calls').hidden = active.length > 0;
   document.body.classList.toggle('has-call', active.length > 0);
   const rec = $('#recent');
@@ -285,7 +300,8 @@ function onAnswered(f) {
   }
   renderCalls();
   saveCalls();
-  if (f.by_you) call.el?.querySelector('.note')?.focus({ preventScroll: true });
+  call.notification?.close();
+  if (f.by_you && !typing()) call.el?.querySelector('.note')?.focus({ preventScroll: true });
 }
 
 function onEnded(f) {
@@ -296,6 +312,7 @@ function onEnded(f) {
   call.disposition = f.disposition;
   call.endedAt = Date.parse(f.at) || Date.now();
   if (wasElsewhere || !call.wasMine) call.closed = true;
+  call.notification?.close();
   renderCalls();
   saveCalls();
 }
@@ -360,11 +377,13 @@ document.addEventListener('keydown', (ev) => {
   const inField = typing(ev.target);
   if (ev.key === 'Escape') {
     if ($('#help').open) return;
-    if (inField) {
+    const card = ev.target.closest?.('.call-card');
+    // In a card, Esc closes it unless that would drop a note not yet saved (then it only leaves the field).
+    const unsaved = card && (card.querySelector('.note')?.value.trim() || '') !== '' && !card.querySelector('.wrapup.saved');
+    if (inField && (!card || unsaved)) {
       ev.target.blur();
       return;
     }
-    const card = ev.target.closest?.('.call-card');
     const call = card ? ctx.calls.get(card.dataset.callId) : topCard();
     if (call) {
       ev.preventDefault();

@@ -299,7 +299,8 @@ function wrapupForm(ctx, call) {
           save.disabled = true;
           status.textContent = t('common.saving');
           try {
-            const body = { note: note.value.trim() };
+            const body = {};
+            if (note.value.trim()) body.note = note.value.trim();
             if (disposition.value) body.disposition = disposition.value;
             await post(`/calls/${encodeURIComponent(call.id)}/wrapup`, body);
             call.saved = true;
