@@ -110,6 +110,7 @@ test('login page renders, the console loads, and the locale switches to Russian'
   assert.equal(since, expected, 'the date is formatted for Russian');
   assert.match(since, /[а-я]/, 'a Russian month name');
   assert.equal(await page.textContent('.contact-main .panel-title'), 'История');
+  await shot(page, 'contact-ru');
 
   await page.selectOption('#locale-select', 'en');
   await page.waitForFunction(() => document.documentElement.lang === 'en');
