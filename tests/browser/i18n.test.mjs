@@ -41,6 +41,7 @@ test('every key used by the pages and scripts is translated', async () => {
     state: ['available', 'ringing', 'on_call', 'wrap_up', 'paused', 'offline'],
     phone: ['mobile', 'work', 'home', 'fax', 'other'],
     reason_pause: ['lunch', 'break', 'training', 'meeting', 'other'],
+    direction: ['inbound', 'outbound', 'internal'],
   };
   for (const [p, vals] of Object.entries(dynamic)) for (const v of vals) used.add(`${p}.${v}`);
   assert.ok(used.size > 100, `found ${used.size} keys`);

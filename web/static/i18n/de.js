@@ -147,4 +147,9 @@ export default {
   'wrapup.note_placeholder': 'Was wurde vereinbart?',
   'wrapup.save': 'Speichern',
   'wrapup.saved': 'Im Verlauf gespeichert',
+  'contact.calls': 'Anrufe',
+  'contact.no_calls': 'Noch keine Anrufe.',
+  'direction.inbound': 'eingehend',
+  'direction.outbound': 'ausgehend',
+  'direction.internal': 'intern',
 };

@@ -147,4 +147,9 @@ export default {
   'wrapup.note_placeholder': 'What was agreed?',
   'wrapup.save': 'Save',
   'wrapup.saved': 'Saved to the timeline',
+  'contact.calls': 'Calls',
+  'contact.no_calls': 'No calls yet.',
+  'direction.inbound': 'inbound',
+  'direction.outbound': 'outbound',
+  'direction.internal': 'internal',
 };

@@ -147,4 +147,9 @@ export default {
   'wrapup.note_placeholder': 'О чём договорились?',
   'wrapup.save': 'Сохранить',
   'wrapup.saved': 'Сохранено в историю',
+  'contact.calls': 'Звонки',
+  'contact.no_calls': 'Звонков пока не было.',
+  'direction.inbound': 'входящий',
+  'direction.outbound': 'исходящий',
+  'direction.internal': 'внутренний',
 };

@@ -147,4 +147,9 @@ export default {
   'wrapup.note_placeholder': 'Про що домовилися?',
   'wrapup.save': 'Зберегти',
   'wrapup.saved': 'Збережено в історію',
+  'contact.calls': 'Дзвінки',
+  'contact.no_calls': 'Дзвінків ще не було.',
+  'direction.inbound': 'вхідний',
+  'direction.outbound': 'вихідний',
+  'direction.internal': 'внутрішній',
 };

@@ -2,7 +2,7 @@
 
 import { h, replace, looksLikeNumber } from './dom.js';
 import { get, post, patch, qs, ApiError } from './api.js';
-import { t, fmtDateTime, fmtRelative, fmtDate } from './i18n.js';
+import { t, fmtDateTime, fmtRelative, fmtDate, fmtDuration } from './i18n.js';
 import { activityList, dealList, phoneLink } from './card.js';
 
 function section(title, ...body) {
@@ -204,6 +204,8 @@ export async function contactView(ctx, root, id) {
   const timeline = h('div', loading());
   const deals = h('div', loading());
   const tasks = h('div', loading());
+  const calls = h('div', loading());
+  const callsPanel = section(t('contact.calls'), calls);
   const note = h('textarea', { rows: 2, maxlength: 4000, 'aria-label': t('contact.add_note'), placeholder: t('contact.add_note') });
   const noteForm = h(
     'form.note-form',
@@ -262,6 +264,7 @@ export async function contactView(ctx, root, id) {
           ),
           section(t('card.deals'), deals),
           section(t('card.tasks'), tasks),
+          callsPanel,
         ),
         h('div.contact-main', section(t('contact.timeline'), noteForm, timeline)),
       ),
@@ -319,7 +322,37 @@ export async function contactView(ctx, root, id) {
       replace(tasks, failure(e));
     }
   };
-  await Promise.all([loadTimeline(), loadDeals(), loadTasks()]);
+  const loadCalls = async () => {
+    try {
+      const list = await get('/calls' + qs({ contact_id: contact.id, limit: 20 }));
+      replace(calls, list.length ? h('ul.call-history', list.map(callRow)) : h('p.muted', t('contact.no_calls')));
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 404) callsPanel.remove();
+      else replace(calls, failure(e));
+    }
+  };
+  await Promise.all([loadTimeline(), loadDeals(), loadTasks(), loadCalls()]);
+}
+
+/** One logged call: when, which way, who talked, how long, how it ended. */
+function callRow(c) {
+  const started = c.started_at || c.at;
+  const talk = Number(c.talk_s);
+  return h(
+    'li.call-row',
+    h('time', { datetime: started, title: fmtRelative(started) }, fmtDateTime(started)),
+    h(
+      'span.muted',
+      [
+        c.direction ? t(`direction.${c.direction}`) : null,
+        c.agent ? t('call.on_ext', { ext: c.agent }) : null,
+        Number.isFinite(talk) && talk > 0 ? fmtDuration(talk) : null,
+      ]
+        .filter(Boolean)
+        .join(' · '),
+    ),
+    c.disposition ? h('span.badge', t(`disposition.${c.disposition}`)) : null,
+  );
 }
 
 function contactRow(c) {
