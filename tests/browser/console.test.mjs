@@ -14,6 +14,7 @@ let hostile;
 before(async () => {
   rs = new Ringside();
   rs.addUser('anna', 'Anna Ivanova', { ext: ['101'] });
+  rs.addUser('boss', 'Olga Manager', { role: 'manager' });
   await rs.start();
   browser = await launch();
   token = await rs.token('anna');
@@ -194,5 +195,49 @@ test('narrow (tablet) layout still shows the whole console', async () => {
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   assert.ok(overflow <= 0, `no horizontal scroll (overflow ${overflow}px)`);
   await shot(page, 'console-tablet');
+  await page.context().close();
+});
+
+test('a deal moves to another stage from the contact page', async () => {
+  const pipeline = await rs.api(await rs.token('boss'), 'POST', '/pipelines', {
+    name: 'Sales',
+    stages: [{ name: 'Qualified' }, { name: 'Proposal' }, { name: 'Won', outcome: 'won' }],
+  });
+  const deal = await rs.api(token, 'POST', '/deals', {
+    title: '40 seats',
+    pipeline_id: pipeline.id,
+    contact_id: contact.id,
+    amount_minor: 1250000,
+    currency: 'RUB',
+  });
+  const page = await newPage(browser);
+  await login(page, rs.base, 'anna');
+  await page.goto(`${rs.base}/app/contacts/${contact.id}`);
+  await page.waitForSelector(`.deal[data-deal-id="${deal.id}"]`);
+  assert.match(await page.textContent(`.deal[data-deal-id="${deal.id}"] .amount`), /12,500\.00/);
+  const proposal = pipeline.stages.find((s) => s.name === 'Proposal');
+  await page.selectOption(`.deal[data-deal-id="${deal.id}"] select`, String(proposal.id));
+  await page.waitForSelector('.toast');
+  assert.match(await page.textContent('.toast'), /Proposal/);
+  const after = await rs.api(token, 'GET', `/deals/${deal.id}`);
+  assert.equal(after.stage_id, proposal.id);
+  await page.context().close();
+});
+
+test('a callback is marked done from my callbacks', async () => {
+  const task = await rs.api(token, 'POST', '/tasks', { title: 'Ring Olga about the invoice', due_at: new Date(Date.now() + 7200e3).toISOString() });
+  const page = await newPage(browser);
+  await login(page, rs.base, 'anna');
+  await page.keyboard.press('c');
+  await page.waitForURL(/\/app\/callbacks/);
+  const row = page.locator(`.callback[data-task-id="${task.id}"]`);
+  await row.waitFor();
+  // Overdue ones come first.
+  const titles = await page.$$eval('.callback-title', (e) => e.map((x) => x.textContent));
+  assert.ok(titles.indexOf('Call back about the quote') < titles.indexOf('Ring Olga about the invoice'));
+  await row.locator('button').click();
+  await row.waitFor({ state: 'detached' });
+  const after = await rs.api(token, 'GET', `/tasks/${task.id}`);
+  assert.equal(after.done, true);
   await page.context().close();
 });
