@@ -37,7 +37,7 @@ export function activityList(items, { limit } = {}) {
           'div.timeline-head',
           h('span.badge.kind', t(`activity.${a.kind}`)),
           h('time', { datetime: a.at || a.occurred_at, title: fmtDateTime(a.at || a.occurred_at) }, fmtRelative(a.at || a.occurred_at)),
-          a.author ? h('span.muted', a.author.name) : null,
+          a.author?.name || a.author_name ? h('span.muted', a.author?.name || a.author_name) : null,
         ),
         a.body ? h('div.timeline-body', a.body) : null,
       ),
@@ -112,8 +112,14 @@ function tags(list) {
   return h('div.tags', list.map((tg) => h('span.tag', tg)));
 }
 
+/** A card's numbers, whichever shape it carries them in (`phone` or `phones`). */
+function phonesOf(ctx, card) {
+  const list = card.phones?.length ? card.phones : card.phone ? [{ raw: card.phone, e164: null }] : [];
+  return list.map((p) => phoneLink(ctx, p.e164 || p.raw, p.raw));
+}
+
 function field(label, ...value) {
-  const v = value.filter((x) => x !== null && x !== undefined && x !== '');
+  const v = value.filter((x) => x !== null && x !== undefined && x !== '' && !(Array.isArray(x) && !x.length));
   if (!v.length) return null;
   return h('div.field', h('dt', label), h('dd', v));
 }
@@ -136,7 +142,7 @@ function partyView(ctx, call) {
         field(t('card.company'), contact.company?.name),
         field(t('card.owner'), contact.owner?.name),
         field(t('card.email'), contact.email),
-        field(t('card.phones'), (contact.phones || []).map((p) => phoneLink(ctx, p.e164 || p.raw, p.raw))),
+        field(t('card.phones'), phonesOf(ctx, contact)),
       ),
       h('h4', t('card.deals')),
       dealList(ctx, contact.deals),
@@ -192,7 +198,7 @@ function partyView(ctx, call) {
         field(t('card.status'), l.status),
         field(t('card.source'), l.source),
         field(t('card.manager'), l.owner?.name),
-        field(t('card.phones'), phoneLink(ctx, l.phone)),
+        field(t('card.phones'), phonesOf(ctx, l)),
       ),
       h('h4', t('card.recent')),
       activityList(l.activities, { limit: 5 }),
@@ -203,7 +209,7 @@ function partyView(ctx, call) {
     return h(
       'div.party',
       h('h3.party-name', c.name, h('span.badge', t('card.company'))),
-      h('dl.fields', field(t('card.owner'), c.owner?.name), field(t('card.phones'), phoneLink(ctx, c.phone))),
+      h('dl.fields', field(t('card.owner'), c.owner?.name), field(t('card.phones'), phonesOf(ctx, c))),
       h('h4', t('card.deals')),
       dealList(ctx, c.deals),
       h('h4', t('card.recent')),

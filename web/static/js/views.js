@@ -387,7 +387,7 @@ export async function searchView(ctx, root, query) {
       if (found) {
         if (found.contact) results.push(found.contact);
         for (const c of found.candidates || []) if (!results.some((r) => r.id === c.id)) results.push(c);
-        if (found.lead) extra.push(h('li.result', h('span.result-name', found.lead.name), h('span.badge.lead', t('card.lead')), h('span.muted', found.lead.phone || '')));
+        if (found.lead) extra.push(h('li.result', h('span.result-name', found.lead.name), h('span.badge.lead', t('card.lead')), h('span.muted', found.lead.phone || found.lead.phones?.[0]?.raw || '')));
         if (found.company) extra.push(h('li.result', h('span.result-name', found.company.name), h('span.badge', t('card.company'))));
       }
       if (!results.length) {
