@@ -47,6 +47,21 @@ enum Command {
         /// The number in any format: 89161234567, +49 30 123456, sip:101@pbx…
         number: String,
     },
+    /// Play a recorded AMI transcript (FILE and FILE.times) as a fake Asterisk
+    /// for browser tests and demos; prints the ami:// URL to connect to.
+    #[command(hide = true)]
+    AmiServe {
+        file: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: std::net::SocketAddr,
+        /// Pace against the recording: 0.5 = half speed; 0 = as fast as possible.
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+        /// Extra seconds between the first event and the rest, so a test can
+        /// get its browser ready after the service has connected.
+        #[arg(long, default_value_t = 0.0)]
+        delay: f64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -187,6 +202,12 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             let mut out = std::io::stdout().lock();
             ringside::telephony::ami::run_replay_file(&file, &config.default_region, &mut out)?;
         }
+        Command::AmiServe {
+            file,
+            listen,
+            speed,
+            delay,
+        } => ami_serve(&file, listen, speed, delay).await?,
         Command::Import(ImportCommand::Contacts {
             file,
             map,
@@ -239,6 +260,35 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn ami_serve(
+    file: &std::path::Path,
+    listen: std::net::SocketAddr,
+    speed: f64,
+    delay: f64,
+) -> anyhow::Result<()> {
+    use ringside::telephony::ami::fake::{FakeAmi, FakeScript, FakeState, Pace};
+    use std::io::Write;
+    let ami =
+        std::fs::read(file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+    let times_path = ringside::telephony::ami::replay::times_path(file)
+        .ok_or_else(|| anyhow::anyhow!("no .times file beside {}", file.display()))?;
+    let times = std::fs::read_to_string(&times_path)?;
+    let mut script = FakeScript::from_transcript(&ami, &times);
+    if speed > 0.0 {
+        script.pace = Pace::Recorded { speed };
+    }
+    let shift = (delay.max(0.0) * 1e9) as u64;
+    for (t, _) in script.events.iter_mut().skip(1) {
+        *t += shift;
+    }
+    let fake = FakeAmi::start_on(listen, FakeState::new(script)).await?;
+    println!("ami-serve listening: {}", fake.url());
+    std::io::stdout().flush()?;
+    tokio::signal::ctrl_c().await?;
+    fake.shutdown().await;
+    Ok(())
 }
 
 fn read_password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
