@@ -28,7 +28,18 @@ impl Server {
         let listener = TcpListener::bind(config.http_bind)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.http_bind))?;
-        let state = AppState::load(db, config).await?;
+        let ami = crate::telephony::ami::client::ClientConfig::from_config(&config)
+            .map_err(|e| anyhow::anyhow!("ami_url: {e}"))?;
+        let mut state = AppState::load(db, config).await?;
+        let feed = ami.map(|cfg| {
+            let (client, feed) = crate::telephony::ami::client::start(cfg);
+            state.pbx = Some(client);
+            feed
+        });
+        let dispatch = crate::dispatch::Dispatch::start(state.clone());
+        if let Some(feed) = feed {
+            dispatch.follow_ami(feed);
+        }
         tracing::info!(numbers = state.callers.len(), "caller index built");
         state
             .callers

@@ -141,6 +141,7 @@ async fn create_note(
             body,
             payload: serde_json::json!({}),
             occurred_at: None,
+            call_id: None,
         })
         .await?;
     Ok((StatusCode::CREATED, Json(a)))

@@ -120,9 +120,7 @@ async fn logout(
     _user: AuthUser,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let (mut parts, _) = axum::http::Request::new(()).into_parts();
-    parts.headers = headers;
-    if let Some(token) = request_token(&parts) {
+    if let Some(token) = request_token(&headers) {
         state
             .db
             .delete_session(&crate::auth::token_hash(&token))

@@ -101,9 +101,8 @@ impl AuthUser {
 }
 
 /// The raw token a request carries, if any.
-pub fn request_token(parts: &Parts) -> Option<String> {
-    if let Some(v) = parts
-        .headers
+pub fn request_token(headers: &axum::http::HeaderMap) -> Option<String> {
+    if let Some(v) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
     {
@@ -112,7 +111,7 @@ pub fn request_token(parts: &Parts) -> Option<String> {
             .or_else(|| v.strip_prefix("bearer "))
             .map(|t| t.trim().to_owned());
     }
-    let cookies = parts.headers.get(header::COOKIE)?.to_str().ok()?;
+    let cookies = headers.get(header::COOKIE)?.to_str().ok()?;
     cookies.split(';').find_map(|c| {
         let (k, v) = c.trim().split_once('=')?;
         (k == SESSION_COOKIE).then(|| v.to_owned())
@@ -128,7 +127,7 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = AppState::from_ref(state);
-        let token = request_token(parts).ok_or_else(|| {
+        let token = request_token(&parts.headers).ok_or_else(|| {
             ApiError::unauthorized("log in first: send Authorization: Bearer <token>")
         })?;
         if token.len() > 256 {

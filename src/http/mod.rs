@@ -3,6 +3,7 @@
 
 pub mod activities;
 pub mod auth;
+pub mod calls;
 pub mod companies;
 pub mod contacts;
 pub mod deals;
@@ -47,6 +48,14 @@ pub struct AppState {
     pub metrics: Arc<ops::Metrics>,
     /// Who owns each phone number (in memory, kept in step with `db`).
     pub callers: Arc<Callers>,
+    /// Messages to users' browser tabs.
+    pub push: crate::push::Hub,
+    /// Agent states.
+    pub presence: crate::presence::Presence,
+    /// Calls in progress (for linking and wrap-up while they ring or talk).
+    pub live_calls: Arc<crate::dispatch::LiveCalls>,
+    /// The PBX link, when one is configured.
+    pub pbx: Option<crate::telephony::ami::client::AmiClient>,
 }
 
 impl AppState {
@@ -55,7 +64,16 @@ impl AppState {
         let phones = PhoneNormalizer::new(&config.default_region)
             .map_err(|e| anyhow::anyhow!("default region: {e}"))?;
         let callers = Callers::load(&db, &config).await?;
+        let push = match config.redis_url.as_deref() {
+            Some(url) => crate::push::Hub::with_redis(url).await?,
+            None => crate::push::Hub::local(),
+        };
+        let presence = crate::presence::Presence::new(db.clone(), push.clone());
         Ok(Self {
+            push,
+            presence,
+            live_calls: Arc::default(),
+            pbx: None,
             db,
             config: Arc::new(config),
             phones: Arc::new(phones),
@@ -115,6 +133,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(contacts::router())
         .merge(leads::router())
         .merge(lookup::router())
+        .merge(calls::router())
         .merge(deals::router())
         .merge(activities::router())
         .merge(tasks::router())
@@ -134,6 +153,7 @@ pub fn app(state: AppState) -> Router {
                 async move { axum::Json(doc.as_ref().clone()) }
             }),
         )
+        .route("/ws", axum::routing::get(crate::push::ws::handler))
         .merge(ops::router())
         .merge(web::router())
         .fallback(|| async { ApiError::not_found("route") })

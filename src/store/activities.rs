@@ -38,6 +38,8 @@ pub struct NewActivity {
     pub lead_id: Option<i64>,
     pub deal_id: Option<i64>,
     pub author_id: Option<i64>,
+    /// The PBX's call id: an activity with one is written at most once.
+    pub call_id: Option<String>,
     pub body: String,
     pub payload: serde_json::Value,
     /// Defaults to now.
@@ -55,8 +57,8 @@ pub enum Timeline {
 impl Db {
     pub async fn add_activity(&self, a: &NewActivity) -> Result<Activity> {
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO activities (kind, contact_id, lead_id, deal_id, author_id, body, payload, occurred_at, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+            "INSERT INTO activities (kind, contact_id, lead_id, deal_id, author_id, body, payload, occurred_at, created_at, call_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
         )
         .bind(&a.kind)
         .bind(a.contact_id)
@@ -67,6 +69,7 @@ impl Db {
         .bind(a.payload.to_string())
         .bind(a.occurred_at.unwrap_or_else(now_ms))
         .bind(now_ms())
+        .bind(a.call_id.as_deref())
         .fetch_one(&self.pool)
         .await
         .map_err(|e| StoreError::from_write(e, "activity"))?;

@@ -227,3 +227,54 @@ impl Db {
             .flatten())
     }
 }
+
+impl Db {
+    /// Active users whose phone is `extension`.
+    pub async fn users_for_extension(&self, extension: &str) -> Result<Vec<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT e.user_id FROM user_extensions e JOIN users u ON u.id = e.user_id \
+             WHERE e.extension = $1 AND u.active = 1",
+        )
+        .bind(extension)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Who watches an agent's state: the supervisors of the agent's team.
+    pub async fn supervisors_of(&self, user_id: i64) -> Result<Vec<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT s.id FROM users s JOIN users a ON a.team_id = s.team_id \
+             WHERE a.id = $1 AND s.role = 'supervisor' AND s.active = 1 AND s.id <> a.id",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}
+
+impl Db {
+    /// The card a logged call is on.
+    pub async fn call_party(&self, call_id: &str) -> Result<Option<crate::crm::index::Party>> {
+        let row: Option<(Option<i64>, Option<i64>)> =
+            sqlx::query_as("SELECT contact_id, lead_id FROM activities WHERE call_id = $1")
+                .bind(call_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(match row {
+            Some((Some(c), _)) => Some(crate::crm::index::Party::Contact(c)),
+            Some((None, Some(l))) => Some(crate::crm::index::Party::Lead(l)),
+            _ => None,
+        })
+    }
+
+    /// Moves a logged call to another contact's timeline.
+    pub async fn relink_call(&self, call_id: &str, contact_id: i64) -> Result<bool> {
+        let n = sqlx::query("UPDATE activities SET contact_id = $1 WHERE call_id = $2")
+            .bind(contact_id)
+            .bind(call_id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(n > 0)
+    }
+}

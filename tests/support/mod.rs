@@ -100,6 +100,16 @@ impl TestApp {
     pub async fn spawn_with(env: &[(&str, &str)]) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
         let db_url = fresh_database(dir.path()).await;
+        Self::spawn_on(dir, db_url, env).await
+    }
+
+    /// A second node on the database of `other`.
+    pub async fn spawn_beside(other: &TestApp, env: &[(&str, &str)]) -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        Self::spawn_on(dir, other.db_url.clone(), env).await
+    }
+
+    async fn spawn_on(dir: tempfile::TempDir, db_url: String, env: &[(&str, &str)]) -> TestApp {
         let db = Db::connect(&db_url).await.unwrap();
         db.migrate().await.unwrap();
         let mut cmd = Command::new(bin());
@@ -229,5 +239,72 @@ impl TestApp {
 
     pub async fn post(&self, token: &str, path: &str, body: Value) -> (u16, Value) {
         self.send("POST", token, path, body).await
+    }
+}
+
+/// A WebSocket tab of one user, as a browser opens it.
+pub struct Tab {
+    ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+}
+
+impl Tab {
+    pub async fn open(app: &TestApp, token: &str, after: Option<u64>) -> Tab {
+        let base = app.base.replace("http://", "ws://");
+        let url = match after {
+            Some(a) => format!("{base}/ws?token={token}&after={a}"),
+            None => format!("{base}/ws?token={token}"),
+        };
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("ws connects");
+        Tab { ws }
+    }
+
+    /// The next JSON message, or None after `wait` of silence.
+    pub async fn next(&mut self, wait: Duration) -> Option<Value> {
+        use futures::StreamExt;
+        loop {
+            let msg = tokio::time::timeout(wait, self.ws.next())
+                .await
+                .ok()??
+                .ok()?;
+            if let tokio_tungstenite::tungstenite::Message::Text(t) = msg {
+                return serde_json::from_str(t.as_str()).ok();
+            }
+        }
+    }
+
+    /// Messages until one of `kind` arrives (included); panics after `wait`.
+    pub async fn until(&mut self, kind: &str, wait: Duration) -> Vec<Value> {
+        let mut seen = Vec::new();
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next(left).await {
+                Some(v) => {
+                    let done = v["type"] == kind;
+                    seen.push(v);
+                    if done {
+                        return seen;
+                    }
+                }
+                None => panic!("no {kind} within {wait:?}; got {seen:?}"),
+            }
+        }
+    }
+
+    /// Everything that arrives within `wait`.
+    pub async fn drain(&mut self, wait: Duration) -> Vec<Value> {
+        let mut seen = Vec::new();
+        while let Some(v) = self.next(wait).await {
+            seen.push(v);
+        }
+        seen
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
     }
 }

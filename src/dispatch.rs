@@ -1,0 +1,340 @@
+//! What happens when the call tracker says something: screen pops to the
+//! users whose phones ring, `call.answered` / `call.ended` to close them,
+//! agent states, and the finished call on the caller's timeline.
+//!
+//! Owns the hand-off from tracker output to the outputs (push, presence,
+//! timeline). Input is PBX-neutral (`Moment`, `CallEvent`, `CallSession`);
+//! every call gets its own worker so its messages keep their order while
+//! calls proceed independently.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::calls::{CallEvent, CallEventKind, CallSession, Moment};
+use crate::crm::directory::{Identified, identify};
+use crate::crm::index::Party;
+use crate::http::AppState;
+use crate::store::activities::NewActivity;
+
+/// What one call's worker is told, in order.
+enum Work {
+    Moment(Moment),
+    RingEnded(String),
+    Finished(Box<CallSession>),
+}
+
+/// Calls in progress, as the API sees them (for wrap-up and linking).
+#[derive(Default)]
+pub struct LiveCalls {
+    calls: Mutex<HashMap<String, LiveCall>>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct LiveCall {
+    /// The card the call goes on (an exact match, or the pick from candidates).
+    pub party: Option<Party>,
+    /// Users whose phones rang for this call.
+    pub users: Vec<i64>,
+}
+
+impl LiveCalls {
+    pub fn get(&self, call_id: &str) -> Option<LiveCall> {
+        self.lock().get(call_id).cloned()
+    }
+
+    /// Puts the call on this card's timeline (an agent's pick among candidates).
+    pub fn link(&self, call_id: &str, party: Party) -> bool {
+        match self.lock().get_mut(call_id) {
+            Some(c) => {
+                c.party = Some(party);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, LiveCall>> {
+        self.calls.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The sending side: adapters (the AMI client, the CTI API) feed it.
+#[derive(Clone)]
+pub struct Dispatch {
+    tx: mpsc::UnboundedSender<Input>,
+}
+
+enum Input {
+    Moment(Moment),
+    Event(CallEvent),
+    Finished(Box<CallSession>),
+}
+
+impl Dispatch {
+    /// Starts the dispatcher task.
+    pub fn start(state: AppState) -> Dispatch {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Input>();
+        tokio::spawn(async move {
+            let mut workers: HashMap<String, mpsc::UnboundedSender<Work>> = HashMap::new();
+            while let Some(input) = rx.recv().await {
+                let (call_id, work) = match input {
+                    Input::Moment(Moment::Finished(s)) => (s.call_id.clone(), Work::Finished(s)),
+                    Input::Moment(m) => (moment_call(&m).to_owned(), Work::Moment(m)),
+                    Input::Event(e) => match e.kind {
+                        CallEventKind::RingEnded { agent, .. } => {
+                            (e.call_id, Work::RingEnded(agent))
+                        }
+                        _ => continue,
+                    },
+                    Input::Finished(s) => (s.call_id.clone(), Work::Finished(s)),
+                };
+                let last = matches!(work, Work::Finished(_));
+                let worker = workers.entry(call_id.clone()).or_insert_with(|| {
+                    let (wtx, wrx) = mpsc::unbounded_channel();
+                    tokio::spawn(run_call(state.clone(), call_id.clone(), wrx));
+                    wtx
+                });
+                let _ = worker.send(work);
+                if last {
+                    workers.remove(&call_id);
+                }
+            }
+        });
+        Dispatch { tx }
+    }
+
+    pub fn moment(&self, m: Moment) {
+        let _ = self.tx.send(Input::Moment(m));
+    }
+
+    pub fn event(&self, e: CallEvent) {
+        let _ = self.tx.send(Input::Event(e));
+    }
+
+    pub fn finished(&self, s: CallSession) {
+        let _ = self.tx.send(Input::Finished(Box::new(s)));
+    }
+
+    /// Forwards everything an AMI connection yields, moments first so a
+    /// call's pop never trails its own end.
+    pub fn follow_ami(&self, mut feed: crate::telephony::ami::client::CallFeed) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    biased;
+                    Some(m) = feed.moments.recv() => me.moment(m),
+                    Some(s) = feed.finished.recv() => me.finished(s),
+                    Some(e) = feed.events.recv() => me.event(e),
+                    else => break,
+                }
+            }
+        });
+    }
+}
+
+fn moment_call(m: &Moment) -> &str {
+    match m {
+        Moment::Ringing { call_id, .. }
+        | Moment::Answered { call_id, .. }
+        | Moment::Transferred { call_id, .. } => call_id,
+        Moment::Finished(s) => &s.call_id,
+    }
+}
+
+async fn run_call(state: AppState, call_id: String, mut rx: mpsc::UnboundedReceiver<Work>) {
+    let mut pop: Option<Arc<Identified>> = None;
+    // user → the extension that rang them
+    let mut rung: BTreeMap<i64, String> = BTreeMap::new();
+    while let Some(work) = rx.recv().await {
+        match work {
+            Work::Moment(Moment::Ringing {
+                agent,
+                caller,
+                queue,
+                ..
+            }) => {
+                let users = match state.db.users_for_extension(&agent).await {
+                    Ok(u) => u,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot find who has extension {agent}");
+                        continue;
+                    }
+                };
+                if users.is_empty() {
+                    continue;
+                }
+                if pop.is_none() {
+                    match identify(&state.db, &state.callers, caller.number.trim()).await {
+                        Ok(found) => {
+                            let mut calls = state.live_calls.lock();
+                            let entry = calls.entry(call_id.clone()).or_default();
+                            if entry.party.is_none() {
+                                entry.party = found.party().or_else(|| {
+                                    // Shared number: the most recently active card
+                                    // until the agent picks one.
+                                    found
+                                        .candidates
+                                        .iter()
+                                        .max_by_key(|c| c.activities.first().map(|a| a.at))
+                                        .map(|c| Party::Contact(c.id))
+                                });
+                            }
+                            pop = Some(Arc::new(found));
+                        }
+                        Err(e) => tracing::warn!(error = %e, "caller lookup failed"),
+                    }
+                }
+                let mut payload = match pop.as_deref() {
+                    Some(found) => serde_json::to_value(found).unwrap_or(Value::Null),
+                    None => json!({"match": "none"}),
+                };
+                if let Some(obj) = payload.as_object_mut() {
+                    obj.remove("number");
+                    obj.insert("call_id".into(), json!(call_id));
+                    obj.insert("agent".into(), json!(agent));
+                    obj.insert(
+                        "caller".into(),
+                        json!({
+                            "number": caller.number,
+                            "e164": pop.as_ref().and_then(|p| p.number.e164.clone()),
+                            "name": caller.name,
+                        }),
+                    );
+                    obj.insert("queue".into(), json!(queue));
+                    obj.insert("did".into(), Value::Null);
+                }
+                for u in users {
+                    rung.insert(u, agent.clone());
+                    {
+                        let mut calls = state.live_calls.lock();
+                        let entry = calls.entry(call_id.clone()).or_default();
+                        if !entry.users.contains(&u) {
+                            entry.users.push(u);
+                        }
+                    }
+                    let once = format!("{call_id}:ringing:{u}:{agent}");
+                    state
+                        .push
+                        .send(u, "call.ringing", payload.clone(), Some(&once))
+                        .await;
+                    state.presence.ringing(u, &call_id).await;
+                }
+            }
+            Work::RingEnded(agent) => {
+                let stopped: Vec<i64> = rung
+                    .iter()
+                    .filter(|(_, ext)| **ext == agent)
+                    .map(|(u, _)| *u)
+                    .collect();
+                for u in stopped {
+                    state.presence.ring_stopped(u, &call_id).await;
+                }
+            }
+            Work::Moment(Moment::Answered { agent, .. }) => {
+                let Some(agent) = agent else { continue };
+                let answerers = state
+                    .db
+                    .users_for_extension(&agent)
+                    .await
+                    .unwrap_or_default();
+                for u in &answerers {
+                    state.presence.answered(*u, &call_id).await;
+                }
+                for (u, _) in rung.iter() {
+                    let by_you = answerers.contains(u);
+                    let once = format!("{call_id}:answered:{u}:{agent}");
+                    state
+                        .push
+                        .send(
+                            *u,
+                            "call.answered",
+                            json!({"call_id": call_id, "agent": agent, "by_you": by_you}),
+                            Some(&once),
+                        )
+                        .await;
+                    if !by_you {
+                        state.presence.ring_stopped(*u, &call_id).await;
+                    }
+                }
+            }
+            Work::Moment(Moment::Transferred { .. }) => {}
+            Work::Moment(Moment::Finished(s)) | Work::Finished(s) => {
+                let disposition = s.disposition();
+                for u in rung.keys() {
+                    let once = format!("{call_id}:ended:{u}");
+                    state
+                        .push
+                        .send(
+                            *u,
+                            "call.ended",
+                            json!({"call_id": call_id, "disposition": disposition}),
+                            Some(&once),
+                        )
+                        .await;
+                    state.presence.call_over(*u, &call_id).await;
+                }
+                let live = state.live_calls.lock().remove(&call_id);
+                log_call(&state, &s, live.and_then(|l| l.party)).await;
+                break;
+            }
+        }
+    }
+}
+
+/// Puts the finished call on its card's timeline, once per PBX call id.
+async fn log_call(state: &AppState, s: &CallSession, party: Option<Party>) {
+    let party = match party {
+        Some(p) => Some(p),
+        None => match state.callers.lookup(s.caller.number.trim()) {
+            crate::crm::index::Lookup::Exact(p) => Some(p),
+            _ => None,
+        },
+    };
+    let Some(party) = party else { return };
+    let record = s.to_record(Some(state.phones.as_ref()));
+    let (contact_id, lead_id) = match party {
+        Party::Contact(id) => (Some(id), None),
+        Party::Lead(id) => (None, Some(id)),
+        Party::Company(_) => return,
+    };
+    let author_id = match s.agent.as_deref() {
+        Some(ext) => state
+            .db
+            .users_for_extension(ext)
+            .await
+            .ok()
+            .and_then(|u| u.first().copied()),
+        None => None,
+    };
+    let body = format!(
+        "{} call, {}",
+        serde_json::to_value(record.direction)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+        serde_json::to_value(record.disposition)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default()
+    );
+    let activity = NewActivity {
+        kind: "call".into(),
+        contact_id,
+        lead_id,
+        author_id,
+        call_id: Some(s.call_id.clone()),
+        body,
+        payload: serde_json::to_value(&record).unwrap_or(Value::Null),
+        occurred_at: Some(s.started_at.timestamp_millis()),
+        ..Default::default()
+    };
+    if let Err(e) = state.db.add_activity(&activity).await {
+        // A second report of the same call (replay, reconnect, another node)
+        // hits the unique call id: that is the point.
+        tracing::debug!(call_id = %s.call_id, error = %e, "call already on the timeline");
+    }
+}
