@@ -11,6 +11,7 @@ pub mod crm;
 pub mod demo;
 pub mod http;
 pub mod import;
+pub mod routing;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

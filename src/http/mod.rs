@@ -10,6 +10,7 @@ pub mod error;
 pub mod extract;
 pub mod leads;
 pub mod ops;
+pub mod routing;
 pub mod tasks;
 pub mod users;
 
@@ -41,18 +42,21 @@ pub struct AppState {
     pub phones: Arc<PhoneNormalizer>,
     pub limiter: Arc<LoginLimiter>,
     pub metrics: Arc<ops::Metrics>,
+    pub routing: Arc<crate::routing::Routing>,
 }
 
 impl AppState {
     pub fn new(db: Db, config: Config) -> anyhow::Result<Self> {
         let phones = PhoneNormalizer::new(&config.default_region)
             .map_err(|e| anyhow::anyhow!("default region: {e}"))?;
+        let routing = Arc::new(crate::routing::Routing::new(&config)?);
         Ok(Self {
             db,
             config: Arc::new(config),
             phones: Arc::new(phones),
             limiter: Arc::new(LoginLimiter::new(Duration::from_secs(15 * 60), 5, 30)),
             metrics: Arc::new(ops::Metrics::default()),
+            routing,
         })
     }
 }
@@ -94,6 +98,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(deals::router())
         .merge(activities::router())
         .merge(tasks::router())
+        .merge(routing::router())
         .split_for_parts()
 }
 
