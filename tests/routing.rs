@@ -741,3 +741,71 @@ async fn fastagi_stops_at_hangup_and_bad_clients_do_not_block_good_ones() {
         .expect("the server closes a half-sent header");
     assert!(matches!(n, Ok(0) | Err(_)));
 }
+
+#[tokio::test]
+async fn new_leads_go_to_a_person_never_to_a_queue() {
+    // In process: the same service the call flow uses to assign a new lead.
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = support::fresh_database(dir.path()).await;
+    let env: Vec<(String, String)> = vec![
+        ("RINGSIDE_DATABASE_URL".into(), db_url.clone()),
+        (
+            "RINGSIDE_ROUTING_DEFAULT_TARGET".into(),
+            "Queue/support".into(),
+        ),
+    ];
+    let config = ringside::config::Config::load_from(None, &env).unwrap();
+    let db = ringside::startup::open_db(&config).await.unwrap();
+    let state = ringside::http::AppState::new(db.clone(), config).unwrap();
+    let team = db.create_team("managers").await.unwrap().id;
+    let hash = ringside::auth::hash_password(support::PASSWORD);
+    let mut managers = Vec::new();
+    for login in ["m1", "m2"] {
+        // Managers without a phone still take leads.
+        let u = db
+            .create_user(ringside::store::users::NewUser {
+                login,
+                name: login,
+                role: "manager",
+                team_id: Some(team),
+                locale: "en",
+                password_hash: &hash,
+                extensions: &[],
+            })
+            .await
+            .unwrap();
+        managers.push(u.id);
+    }
+    use ringside::routing::rules::{RuleInput, TargetSpec, build_rule};
+    for input in [
+        RuleInput {
+            kind: Some("prefix".into()),
+            name: Some("Everyone to the queue".into()),
+            priority: Some(1),
+            prefix: Some("+7".into()),
+            target: Some(TargetSpec::Pbx("Queue/sales".into())),
+            ..Default::default()
+        },
+        RuleInput {
+            kind: Some("round_robin".into()),
+            name: Some("Managers in turn".into()),
+            priority: Some(2),
+            target: Some(TargetSpec::TeamId(team)),
+            ..Default::default()
+        },
+    ] {
+        db.create_routing_rule(&build_rule(input, None).unwrap())
+            .await
+            .unwrap();
+    }
+    state.routing.reload(&db).await.unwrap();
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        got.push(state.routing.assign_lead(&state, "+79161234567").await);
+    }
+    let m: Vec<Option<i64>> = managers.iter().map(|&id| Some(id)).collect();
+    assert_eq!(got, [m[0], m[1], m[0], m[1]]);
+    // The same caller as a call: the queue rule wins, managers have no phone.
+    let call = state.routing.route(&state, "+79161234567", "").await;
+    assert_eq!(call.target.as_deref(), Some("Queue/sales"));
+}
