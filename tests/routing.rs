@@ -106,6 +106,21 @@ async fn sticky_sends_known_callers_to_their_owner_and_lead_callers_to_their_man
     assert_eq!(v["lead_id"], lead["id"]);
     assert_eq!(v["owner_id"], boss);
 
+    // Two contacts share a number: no owner is guessed.
+    for (name, owner) in [("Ute", anna), ("Uwe", boss)] {
+        let (s, v) = app
+            .post(
+                &token,
+                "/api/v1/contacts",
+                json!({"name": name, "owner_id": owner, "phones": [{"number": "+49 40 5555555"}]}),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+    }
+    let v = route(&app, &token, "+49405555555", "").await;
+    assert_eq!(v["target"], "Queue/support", "{v}");
+    assert_eq!(v["owner_id"], Value::Null);
+
     // A stranger: no owner, the default target.
     let v = route(&app, &token, "+4940999999", "").await;
     assert_eq!(v["target"], "Queue/support", "{v}");

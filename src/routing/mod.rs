@@ -227,38 +227,30 @@ impl Routing {
         })
     }
 
-    /// The caller's CRM record and its owner.
+    /// The caller's CRM record and its owner: the one contact with the
+    /// number, else the newest open lead. Several contacts sharing the number
+    /// give no owner (never guessed).
     async fn caller_owner(&self, state: &AppState, e164: &str) -> Option<CallerOwner> {
-        let contacts = match state.db.contact_owners_by_phone(e164).await {
-            Ok(c) => c,
+        let holders = match state.db.number_holders(e164).await {
+            Ok(h) => h,
             Err(e) => {
-                tracing::warn!(error = %e, "routing: contact lookup failed");
+                tracing::warn!(error = %e, "routing: owner lookup failed");
                 return None;
             }
         };
-        match contacts.as_slice() {
-            [(id, owner)] => {
-                return Some(CallerOwner {
-                    contact_id: Some(*id),
-                    owner_id: *owner,
-                    ..Default::default()
-                });
-            }
-            [] => {}
-            // Several contacts share the number: no owner is guessed.
-            _ => return None,
-        }
-        match state.db.open_lead_by_phone(e164).await {
-            Ok(Some((lead, manager))) => Some(CallerOwner {
-                lead_id: Some(lead),
-                owner_id: manager,
+        let contacts = holders.iter().filter(|h| h.0 == "c").count();
+        match (contacts, holders.first()) {
+            (1, Some((_, id, owner))) => Some(CallerOwner {
+                contact_id: Some(*id),
+                owner_id: *owner,
                 ..Default::default()
             }),
-            Ok(None) => None,
-            Err(e) => {
-                tracing::warn!(error = %e, "routing: lead lookup failed");
-                None
-            }
+            (0, Some((_, id, manager))) => Some(CallerOwner {
+                lead_id: Some(*id),
+                owner_id: *manager,
+                ..Default::default()
+            }),
+            _ => None,
         }
     }
 

@@ -182,25 +182,21 @@ impl Db {
         Ok(found.is_some())
     }
 
-    /// (contact id, owner id) of every contact holding this number, by id.
-    pub async fn contact_owners_by_phone(&self, e164: &str) -> Result<Vec<(i64, Option<i64>)>> {
+    /// Who holds this number, in one read: every contact with it as
+    /// `('c', contact id, owner id)` by id, then the newest open (new or
+    /// qualified) lead with it as `('l', lead id, manager id)`.
+    pub async fn number_holders(&self, e164: &str) -> Result<Vec<(String, i64, Option<i64>)>> {
         Ok(sqlx::query_as(
-            "SELECT DISTINCT c.id, c.owner_id FROM contacts c \
-             JOIN contact_phones p ON p.contact_id = c.id WHERE p.e164 = $1 ORDER BY c.id",
+            "SELECT k, id, owner FROM (\
+               SELECT 'c' AS k, c.id AS id, c.owner_id AS owner, 0 AS ord, 0 AS at FROM contacts c \
+                 JOIN contact_phones p ON p.contact_id = c.id WHERE p.e164 = $1 \
+               UNION ALL \
+               SELECT 'l', id, manager_id, 1, created_at FROM leads \
+                 WHERE phone_e164 = $1 AND status IN ('new', 'qualified') \
+             ) h ORDER BY ord, at DESC, id",
         )
         .bind(e164)
         .fetch_all(&self.pool)
-        .await?)
-    }
-
-    /// (lead id, manager id) of the newest open (new or qualified) lead with this number.
-    pub async fn open_lead_by_phone(&self, e164: &str) -> Result<Option<(i64, Option<i64>)>> {
-        Ok(sqlx::query_as(
-            "SELECT id, manager_id FROM leads WHERE phone_e164 = $1 \
-             AND status IN ('new', 'qualified') ORDER BY created_at DESC, id DESC LIMIT 1",
-        )
-        .bind(e164)
-        .fetch_optional(&self.pool)
         .await?)
     }
 }
