@@ -416,6 +416,14 @@ async fn rules_are_validated_and_only_managers_change_them() {
             json!({"kind": "hours", "name": "x", "schedule": {"timezone": "UTC", "days": ["funday"], "from": "09:00", "to": "18:00"}, "target": {"pbx": "Q"}}),
             "day",
         ),
+        (
+            json!({"kind": "hours", "name": "x", "schedule": {"timezone": "UTC", "days": ["ab€"], "from": "09:00", "to": "18:00"}, "target": {"pbx": "Q"}}),
+            "day",
+        ),
+        (
+            json!({"kind": "hours", "name": "x", "schedule": {"timezone": "UTC", "days": ["mon"], "from": "9:0€", "to": "18:00"}, "target": {"pbx": "Q"}}),
+            "from",
+        ),
     ] {
         let (s, v) = app.post(&token, "/api/v1/routing/rules", bad.clone()).await;
         assert_eq!((s, error_code(&v)), (400, "bad_request"), "{bad} → {v}");

@@ -20,6 +20,15 @@ pub const KINDS: [&str; 6] = [
 ];
 
 const DAY_NAMES: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+const FULL_DAY_NAMES: [&str; 7] = [
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+];
 
 /// Where a call (or a lead) goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -229,7 +238,8 @@ fn parse_days<'a>(items: impl Iterator<Item = &'a str>) -> Result<[bool; 7], Str
         let s = s.trim().to_ascii_lowercase();
         DAY_NAMES
             .iter()
-            .position(|d| s.len() >= 3 && d.starts_with(&s[..3.min(s.len())]) && is_day_word(&s))
+            .zip(FULL_DAY_NAMES)
+            .position(|(short, full)| s == *short || s == full)
             .ok_or_else(|| format!("`{s}` is not a day (mon, tue, wed, thu, fri, sat, sun)"))
     };
     let mut days = [false; 7];
@@ -257,20 +267,6 @@ fn parse_days<'a>(items: impl Iterator<Item = &'a str>) -> Result<[bool; 7], Str
         return Err("an hours rule needs at least one day".into());
     }
     Ok(days)
-}
-
-/// `mon`, `monday`, `Mon` are days; `monkey` is not.
-fn is_day_word(s: &str) -> bool {
-    const FULL: [&str; 7] = [
-        "monday",
-        "tuesday",
-        "wednesday",
-        "thursday",
-        "friday",
-        "saturday",
-        "sunday",
-    ];
-    s.len() == 3 || FULL.contains(&s)
 }
 
 fn days_to_stored(days: &[bool; 7]) -> String {
@@ -647,6 +643,8 @@ mod tests {
             [true, false, true, false, false, false, false]
         );
         assert!(parse_days(["monkey"].into_iter()).is_err());
+        assert!(parse_days(["ab€"].into_iter()).is_err());
+        assert!(parse_days(["€€€-мон"].into_iter()).is_err());
         assert!(parse_days([""].into_iter()).is_err());
     }
 
