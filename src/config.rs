@@ -359,6 +359,36 @@ mod tests {
     }
 
     #[test]
+    fn routing_settings_come_from_the_file_and_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ringside.toml");
+        std::fs::write(
+            &path,
+            "[routing]\ndefault_target = \"Queue/support\"\nagi_bind = \"127.0.0.1:4573\"\n",
+        )
+        .unwrap();
+        let c = Config::load_from(Some(&path), &env(&[])).unwrap();
+        assert_eq!(c.routing.default_target.as_deref(), Some("Queue/support"));
+        assert_eq!(c.routing.agi_bind.unwrap().port(), 4573);
+        assert_eq!(c.routing.channel_tech, "PJSIP");
+        let c = Config::load_from(
+            Some(&path),
+            &env(&[
+                ("RINGSIDE_AGI_BIND", "0.0.0.0:0"),
+                ("RINGSIDE_ROUTING_DEFAULT_TARGET", "Queue/night"),
+                ("RINGSIDE_ROUTING_CHANNEL_TECH", "SIP"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.routing.default_target.as_deref(), Some("Queue/night"));
+        assert_eq!(c.routing.agi_bind.unwrap().port(), 0);
+        assert_eq!(c.routing.channel_tech, "SIP");
+        let defaults = Config::load_from(None, &env(&[])).unwrap();
+        assert_eq!(defaults.routing.agi_bind, None);
+        assert_eq!(defaults.routing.default_target, None);
+    }
+
+    #[test]
     fn env_overrides_file_and_file_typos_are_reported() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ringside.toml");

@@ -382,6 +382,29 @@ mod tests {
         assert!(matches!(parse(b"HANGUP\n").await, Err(AgiError::Hangup)));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_end_in_a_request_or_an_error(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..600)) {
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let _ = rt.block_on(parse(&bytes));
+        }
+
+        #[test]
+        fn header_lines_round_trip(values in proptest::collection::vec("[ -~]{0,40}", 1..20)) {
+            let mut text = String::new();
+            for (i, v) in values.iter().enumerate() {
+                text.push_str(&format!("agi_arg_{i}: {v}\n"));
+            }
+            text.push('\n');
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let req = rt.block_on(parse(text.as_bytes())).unwrap();
+            for (i, v) in values.iter().enumerate() {
+                let got = req.get(&format!("agi_arg_{i}"));
+                proptest::prop_assert_eq!(got, Some(v.as_str()));
+            }
+        }
+    }
+
     #[test]
     fn quoting_escapes_what_asterisk_unescapes() {
         assert_eq!(quote("PJSIP/101"), "\"PJSIP/101\"");
