@@ -42,6 +42,26 @@ enum Command {
     Import(ImportCommand),
     /// Replay a raw AMI transcript and print one JSON line per finished call.
     AmiReplay { file: PathBuf },
+    /// Print whose card a phone number opens (JSON, as GET /api/v1/lookup).
+    Lookup {
+        /// The number in any format: 89161234567, +49 30 123456, sip:101@pbx…
+        number: String,
+    },
+    /// Play a recorded AMI transcript (FILE and FILE.times) as a fake Asterisk
+    /// for browser tests and demos; prints the ami:// URL to connect to.
+    #[command(hide = true)]
+    AmiServe {
+        file: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: std::net::SocketAddr,
+        /// Pace against the recording: 0.5 = half speed; 0 = as fast as possible.
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+        /// Extra seconds between the first event and the rest, so a test can
+        /// get its browser ready after the service has connected.
+        #[arg(long, default_value_t = 0.0)]
+        delay: f64,
+    },
     /// Manage call routing rules (a running server picks changes up within seconds).
     #[command(subcommand)]
     Routing(RoutingCommand),
@@ -192,6 +212,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             let server = startup::Server::build(config).await?;
             let db = server.state.db.clone();
             let seeded = demo::seed(&db, &server.state.phones).await?;
+            if seeded {
+                server.state.callers.rebuild(&db).await?;
+            }
             let passwords = demo::reset_passwords(&db).await?;
             let addr = server.local_addr()?;
             println!(
@@ -219,10 +242,25 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
         }
         Command::User(cmd) => return user_command(cmd, &config).await,
         Command::Routing(cmd) => return routing_command(cmd, &config).await,
+        Command::Lookup { number } => {
+            let db = startup::open_db(&config).await?;
+            let callers = ringside::crm::directory::Callers::load(&db, &config).await?;
+            let found = ringside::crm::directory::identify(&db, &callers, number.trim()).await?;
+            println!("{}", serde_json::to_string_pretty(&found)?);
+            if found.matched == "none" {
+                return Ok(ExitCode::from(1));
+            }
+        }
         Command::AmiReplay { file } => {
             let mut out = std::io::stdout().lock();
             ringside::telephony::ami::run_replay_file(&file, &config.default_region, &mut out)?;
         }
+        Command::AmiServe {
+            file,
+            listen,
+            speed,
+            delay,
+        } => ami_serve(&file, listen, speed, delay).await?,
         Command::Import(ImportCommand::Contacts {
             file,
             map,
@@ -275,6 +313,35 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn ami_serve(
+    file: &std::path::Path,
+    listen: std::net::SocketAddr,
+    speed: f64,
+    delay: f64,
+) -> anyhow::Result<()> {
+    use ringside::telephony::ami::fake::{FakeAmi, FakeScript, FakeState, Pace};
+    use std::io::Write;
+    let ami =
+        std::fs::read(file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+    let times_path = ringside::telephony::ami::replay::times_path(file)
+        .ok_or_else(|| anyhow::anyhow!("no .times file beside {}", file.display()))?;
+    let times = std::fs::read_to_string(&times_path)?;
+    let mut script = FakeScript::from_transcript(&ami, &times);
+    if speed > 0.0 {
+        script.pace = Pace::Recorded { speed };
+    }
+    let shift = (delay.max(0.0) * 1e9) as u64;
+    for (t, _) in script.events.iter_mut().skip(1) {
+        *t += shift;
+    }
+    let fake = FakeAmi::start_on(listen, FakeState::new(script)).await?;
+    println!("ami-serve listening: {}", fake.url());
+    std::io::stdout().flush()?;
+    tokio::signal::ctrl_c().await?;
+    fake.shutdown().await;
+    Ok(())
 }
 
 fn read_password(from_stdin: bool) -> anyhow::Result<(String, bool)> {

@@ -38,7 +38,12 @@ impl Server {
             ),
             None => None,
         };
-        let state = AppState::new(db, config)?;
+        let state = AppState::load(db, config).await?;
+        tracing::info!(numbers = state.callers.len(), "caller index built");
+        state
+            .callers
+            .clone()
+            .spawn_sync(state.db.clone(), std::time::Duration::from_secs(3));
         state.routing.reload(&state.db).await?;
         Ok(Server {
             state,

@@ -779,7 +779,9 @@ async fn new_leads_go_to_a_person_never_to_a_queue() {
     ];
     let config = ringside::config::Config::load_from(None, &env).unwrap();
     let db = ringside::startup::open_db(&config).await.unwrap();
-    let state = ringside::http::AppState::new(db.clone(), config).unwrap();
+    let state = ringside::http::AppState::load(db.clone(), config)
+        .await
+        .unwrap();
     let team = db.create_team("managers").await.unwrap().id;
     let hash = ringside::auth::hash_password(support::PASSWORD);
     let mut managers = Vec::new();

@@ -2,5 +2,6 @@
 //! Plain types and rules; no SQL (that is `store/`) and no HTTP.
 
 pub mod caller;
+pub mod directory;
 pub mod index;
 pub mod phones;

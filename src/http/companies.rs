@@ -10,6 +10,7 @@ use utoipa_axum::routes;
 use super::error::ApiResult;
 use super::extract::{AuthUser, Json, Path, Query};
 use super::{AppState, optional_text, required_text};
+use crate::crm::index::Party;
 use crate::store::companies::{Company, CompanyData};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -86,10 +87,9 @@ async fn create_company(
     Json(req): Json<CompanyInput>,
 ) -> ApiResult<(StatusCode, Json<Company>)> {
     let data = company_data(&state, req)?;
-    Ok((
-        StatusCode::CREATED,
-        Json(state.db.create_company(&data).await?),
-    ))
+    let c = state.db.create_company(&data).await?;
+    state.index_numbers(Party::Company(c.id), c.phone_e164.as_deref());
+    Ok((StatusCode::CREATED, Json(c)))
 }
 
 #[utoipa::path(get, path = "/api/v1/companies/{id}", tag = "companies",
@@ -111,7 +111,9 @@ async fn update_company(
     Json(req): Json<CompanyInput>,
 ) -> ApiResult<Json<Company>> {
     let data = company_data(&state, req)?;
-    Ok(Json(state.db.update_company(id, &data).await?))
+    let c = state.db.update_company(id, &data).await?;
+    state.index_numbers(Party::Company(c.id), c.phone_e164.as_deref());
+    Ok(Json(c))
 }
 
 /// Deletes a company (managers and admins); its contacts stay, without a company.
@@ -124,5 +126,6 @@ async fn delete_company(
 ) -> ApiResult<StatusCode> {
     user.require_manager()?;
     state.db.delete_company(id).await?;
+    state.callers.remove(Party::Company(id));
     Ok(StatusCode::NO_CONTENT)
 }

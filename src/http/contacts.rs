@@ -13,6 +13,7 @@ use utoipa_axum::routes;
 use super::error::{ApiError, ApiResult};
 use super::extract::{AuthUser, ClientAddr, Json, Path, Query};
 use super::{AppState, optional_text, required_text};
+use crate::crm::index::Party;
 use crate::store::contacts::{Contact, ContactData, ContactFilter, Phone};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -233,10 +234,12 @@ async fn create_contact(
         tags: clean_tags(&req.tags)?,
         phones: normalize_phones(&state, &req.phones)?,
     };
-    Ok((
-        StatusCode::CREATED,
-        Json(state.db.create_contact(&data).await?),
-    ))
+    let c = state.db.create_contact(&data).await?;
+    state.index_numbers(
+        Party::Contact(c.id),
+        c.phones.iter().map(|p| p.e164.as_str()),
+    );
+    Ok((StatusCode::CREATED, Json(c)))
 }
 
 #[utoipa::path(get, path = "/api/v1/contacts/{id}", tag = "contacts",
@@ -287,7 +290,12 @@ async fn update_contact(
             None => c.phones,
         },
     };
-    Ok(Json(state.db.update_contact(id, &data).await?))
+    let c = state.db.update_contact(id, &data).await?;
+    state.index_numbers(
+        Party::Contact(c.id),
+        c.phones.iter().map(|p| p.e164.as_str()),
+    );
+    Ok(Json(c))
 }
 
 /// Deletes a contact and its timeline (managers and admins).
@@ -300,6 +308,7 @@ async fn delete_contact(
 ) -> ApiResult<StatusCode> {
     user.require_manager()?;
     state.db.delete_contact(id).await?;
+    state.callers.remove(Party::Contact(id));
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -10,6 +10,7 @@ use utoipa_axum::routes;
 use super::error::{ApiError, ApiResult};
 use super::extract::{AuthUser, Json, Path, Query};
 use super::{AppState, optional_text};
+use crate::crm::index::Party;
 use crate::store::activities::NewActivity;
 use crate::store::contacts::{Contact, ContactData, Phone};
 use crate::store::deals::{Deal, DealData};
@@ -144,10 +145,9 @@ async fn create_lead(
     if data.manager_id.is_none() {
         data.manager_id = Some(user.id());
     }
-    Ok((
-        StatusCode::CREATED,
-        Json(state.db.create_lead(&data).await?),
-    ))
+    let lead = state.db.create_lead(&data).await?;
+    state.index_lead(&lead);
+    Ok((StatusCode::CREATED, Json(lead)))
 }
 
 #[utoipa::path(get, path = "/api/v1/leads/{id}", tag = "leads", responses((status = 200, body = Lead)))]
@@ -176,7 +176,9 @@ async fn update_lead(
         req.notes = Some(lead.notes.clone());
     }
     let data = lead_data(&state, req, Some(&lead))?;
-    Ok(Json(state.db.update_lead(id, &data).await?))
+    let lead = state.db.update_lead(id, &data).await?;
+    state.index_lead(&lead);
+    Ok(Json(lead))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -281,6 +283,11 @@ async fn convert_lead(
         .db
         .mark_lead_converted(id, contact.id, deal.as_ref().map(|d| d.id))
         .await?;
+    state.index_lead(&lead);
+    state.index_numbers(
+        Party::Contact(contact.id),
+        contact.phones.iter().map(|p| p.e164.as_str()),
+    );
     state
         .db
         .add_activity(&NewActivity {

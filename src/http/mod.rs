@@ -9,10 +9,12 @@ pub mod deals;
 pub mod error;
 pub mod extract;
 pub mod leads;
+pub mod lookup;
 pub mod ops;
 pub mod routing;
 pub mod tasks;
 pub mod users;
+pub mod web;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +29,8 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::auth::LoginLimiter;
 use crate::config::Config;
+use crate::crm::directory::Callers;
+use crate::crm::index::Party;
 use crate::crm::phones::PhoneNormalizer;
 use crate::store::Db;
 use error::ApiError;
@@ -42,13 +46,17 @@ pub struct AppState {
     pub phones: Arc<PhoneNormalizer>,
     pub limiter: Arc<LoginLimiter>,
     pub metrics: Arc<ops::Metrics>,
+    /// Who owns each phone number (in memory, kept in step with `db`).
+    pub callers: Arc<Callers>,
     pub routing: Arc<crate::routing::Routing>,
 }
 
 impl AppState {
-    pub fn new(db: Db, config: Config) -> anyhow::Result<Self> {
+    /// Loads what the handlers keep in memory (the caller index).
+    pub async fn load(db: Db, config: Config) -> anyhow::Result<Self> {
         let phones = PhoneNormalizer::new(&config.default_region)
             .map_err(|e| anyhow::anyhow!("default region: {e}"))?;
+        let callers = Callers::load(&db, &config).await?;
         let routing = Arc::new(crate::routing::Routing::new(&config)?);
         Ok(Self {
             db,
@@ -56,8 +64,23 @@ impl AppState {
             phones: Arc::new(phones),
             limiter: Arc::new(LoginLimiter::new(Duration::from_secs(15 * 60), 5, 30)),
             metrics: Arc::new(ops::Metrics::default()),
+            callers: Arc::new(callers),
             routing,
         })
+    }
+
+    /// Tells the caller index a card's numbers after a write.
+    pub fn index_numbers<'a>(&self, party: Party, numbers: impl IntoIterator<Item = &'a str>) {
+        self.callers.set_numbers(party, numbers);
+    }
+
+    /// An open lead's number matches callers; a converted lead's does not.
+    pub fn index_lead(&self, lead: &crate::store::leads::Lead) {
+        let number = lead
+            .phone_e164
+            .as_deref()
+            .filter(|_| lead.status != "converted");
+        self.index_numbers(Party::Lead(lead.id), number);
     }
 }
 
@@ -95,6 +118,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(companies::router())
         .merge(contacts::router())
         .merge(leads::router())
+        .merge(lookup::router())
         .merge(deals::router())
         .merge(activities::router())
         .merge(tasks::router())
@@ -116,6 +140,7 @@ pub fn app(state: AppState) -> Router {
             }),
         )
         .merge(ops::router())
+        .merge(web::router())
         .fallback(|| async { ApiError::not_found("route") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn(refuse_oversized))

@@ -1,0 +1,418 @@
+//! Who is calling: the server's caller index kept in step with the database,
+//! and the card a ringing call shows (owner, company, tags, recent activity,
+//! open deals and tasks).
+//!
+//! Owns the index's life: built at start, updated by the API on each write to
+//! a phone number, and re-synchronised from the database every few seconds so
+//! writes made elsewhere (another node, `ringside import`) are seen too. The
+//! number → party map itself is `crm::index`; classifying the raw caller is
+//! `crm::caller`.
+
+use std::sync::Mutex;
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::config::Config;
+use crate::crm::caller::{Caller, Matcher};
+use crate::crm::index::{CallerIndex, Lookup, NoMatch, Party};
+use crate::crm::phones::E164;
+use crate::store::cards::{CardActivity, CardDeal, CardOf, CardTask, PhoneTablesMark, UserRef};
+use crate::store::{Db, StoreError};
+
+/// How far back a re-sync looks before the newest change it saw, so a write
+/// stamped by a node whose clock lags a little is still picked up.
+const CLOCK_SLACK_MS: i64 = 5_000;
+
+/// The caller index with the rules that read raw numbers into it.
+pub struct Callers {
+    index: CallerIndex,
+    matcher: Matcher,
+    mark: Mutex<PhoneTablesMark>,
+}
+
+impl Callers {
+    /// Builds the index from every number in the database.
+    pub async fn load(db: &Db, config: &Config) -> anyhow::Result<Callers> {
+        let matcher = Matcher::new(&config.default_region, &config.phones)
+            .map_err(|e| anyhow::anyhow!("phones: {e}"))?;
+        let callers = Callers {
+            index: CallerIndex::new(),
+            matcher,
+            mark: Mutex::new(PhoneTablesMark::default()),
+        };
+        callers.rebuild(db).await?;
+        Ok(callers)
+    }
+
+    pub fn matcher(&self) -> &Matcher {
+        &self.matcher
+    }
+
+    /// How many distinct numbers the index holds.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// The card(s) for a raw caller ID, as the PBX or a user typed it.
+    pub fn lookup(&self, raw: &str) -> Lookup {
+        self.index.lookup_raw(raw, &self.matcher)
+    }
+
+    /// The caller's number in E.164, when it is one.
+    pub fn e164(&self, raw: &str) -> Option<E164> {
+        match self.matcher.classify(raw) {
+            Caller::Customer(e) | Caller::OwnNumber(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Reads every number again and swaps the new index in at once.
+    pub async fn rebuild(&self, db: &Db) -> Result<usize, StoreError> {
+        let mark = db.phone_tables_mark().await?;
+        let mut pairs = Vec::new();
+        let tables = [
+            (
+                db.all_contact_phones().await?,
+                Party::Contact as fn(i64) -> Party,
+            ),
+            (db.all_company_phones().await?, Party::Company),
+            (db.open_lead_phones().await?, Party::Lead),
+        ];
+        for (rows, party) in tables {
+            pairs.extend(
+                rows.into_iter()
+                    .filter_map(|(n, id)| E164::from_stored(&n).ok().map(|e| (e, party(id)))),
+            );
+        }
+        self.index
+            .replace_all(pairs)
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        *self.mark.lock().unwrap_or_else(|p| p.into_inner()) = mark;
+        Ok(self.index.len())
+    }
+
+    /// Brings the index up to date with writes made outside this process.
+    /// Returns true when anything was re-read.
+    pub async fn sync(&self, db: &Db) -> Result<bool, StoreError> {
+        let now = db.phone_tables_mark().await?;
+        let seen = *self.mark.lock().unwrap_or_else(|p| p.into_inner());
+        if now == seen {
+            return Ok(false);
+        }
+        // Rows gone: something was deleted; only a rebuild finds what.
+        if now.contacts < seen.contacts || now.companies < seen.companies || now.leads < seen.leads
+        {
+            self.rebuild(db).await?;
+            return Ok(true);
+        }
+        if now.contacts_changed != seen.contacts_changed || now.contacts != seen.contacts {
+            let rows = db
+                .contact_phones_changed(seen.contacts_changed - CLOCK_SLACK_MS)
+                .await?;
+            self.apply(rows, Party::Contact);
+        }
+        if now.companies_changed != seen.companies_changed || now.companies != seen.companies {
+            let rows = db
+                .company_phones_changed(seen.companies_changed - CLOCK_SLACK_MS)
+                .await?;
+            self.apply(rows, Party::Company);
+        }
+        if now.leads_changed != seen.leads_changed || now.leads != seen.leads {
+            let rows = db
+                .lead_phones_changed(seen.leads_changed - CLOCK_SLACK_MS)
+                .await?;
+            self.apply(rows, Party::Lead);
+        }
+        *self.mark.lock().unwrap_or_else(|p| p.into_inner()) = now;
+        Ok(true)
+    }
+
+    fn apply(&self, rows: Vec<(i64, Option<String>)>, party: fn(i64) -> Party) {
+        let mut by_party: std::collections::BTreeMap<i64, Vec<E164>> = Default::default();
+        for (id, number) in rows {
+            let numbers = by_party.entry(id).or_default();
+            if let Some(e) = number.and_then(|n| E164::from_stored(&n).ok()) {
+                numbers.push(e);
+            }
+        }
+        for (id, numbers) in by_party {
+            if let Err(e) = self.index.set_party_numbers(party(id), numbers.iter()) {
+                tracing::warn!(id, error = %e, "caller index: cannot take a party's numbers");
+            }
+        }
+    }
+
+    /// Makes `numbers` (stored E.164 strings) the whole list of a party's numbers.
+    pub fn set_numbers<'a>(&self, party: Party, numbers: impl IntoIterator<Item = &'a str>) {
+        let parsed: Vec<E164> = numbers
+            .into_iter()
+            .filter_map(|n| E164::from_stored(n).ok())
+            .collect();
+        if let Err(e) = self.index.set_party_numbers(party, parsed.iter()) {
+            tracing::warn!(?party, error = %e, "caller index: cannot take a party's numbers");
+        }
+    }
+
+    /// Forgets a deleted card.
+    pub fn remove(&self, party: Party) {
+        self.index.remove_party(party);
+    }
+
+    /// Keeps the index in step with the database until the process ends.
+    pub fn spawn_sync(self: std::sync::Arc<Self>, db: Db, every: std::time::Duration) {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                match self.sync(&db).await {
+                    Ok(true) => tracing::debug!(numbers = self.len(), "caller index re-synced"),
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(error = %e, "caller index re-sync failed"),
+                }
+            }
+        });
+    }
+}
+
+/// A company or contact as a card names it.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct NamedRef {
+    pub id: i64,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct CardPhone {
+    pub raw: String,
+    pub e164: String,
+}
+
+/// What an agent sees about a caller.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct Card {
+    /// contact | company | lead
+    pub kind: &'static str,
+    pub id: i64,
+    pub name: String,
+    pub email: Option<String>,
+    pub company: Option<NamedRef>,
+    /// The contact's owner; the lead's manager.
+    pub owner: Option<UserRef>,
+    pub tags: Vec<String>,
+    pub phones: Vec<CardPhone>,
+    /// Leads only: new | qualified | converted | lost.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// Leads only: where the lead came from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// The newest five, newest first.
+    pub activities: Vec<CardActivity>,
+    pub deals: Vec<CardDeal>,
+    pub tasks: Vec<CardTask>,
+}
+
+/// Builds the card of one party; `None` when it no longer exists.
+pub async fn card(db: &Db, party: Party) -> Result<Option<Card>, StoreError> {
+    let found = match party {
+        Party::Contact(id) => match db.contact(id).await {
+            Ok(c) => {
+                let owner = match c.owner_id {
+                    Some(o) => db.user_ref(o).await?,
+                    None => None,
+                };
+                Card {
+                    kind: "contact",
+                    id,
+                    name: c.name,
+                    email: c.email,
+                    company: c
+                        .company_id
+                        .zip(c.company_name)
+                        .map(|(id, name)| NamedRef { id, name }),
+                    owner,
+                    tags: c.tags,
+                    phones: c
+                        .phones
+                        .into_iter()
+                        .map(|p| CardPhone {
+                            raw: p.raw,
+                            e164: p.e164,
+                        })
+                        .collect(),
+                    status: None,
+                    source: None,
+                    activities: db.card_activities(CardOf::Contact(id), 5).await?,
+                    deals: db.card_deals(CardOf::Contact(id)).await?,
+                    tasks: db.card_tasks(CardOf::Contact(id)).await?,
+                }
+            }
+            Err(StoreError::NotFound) => return Ok(None),
+            Err(e) => return Err(e),
+        },
+        Party::Company(id) => match db.company(id).await {
+            Ok(c) => Card {
+                kind: "company",
+                id,
+                name: c.name,
+                email: None,
+                company: None,
+                owner: None,
+                tags: Vec::new(),
+                phones: c
+                    .phone_raw
+                    .zip(c.phone_e164)
+                    .map(|(raw, e164)| CardPhone { raw, e164 })
+                    .into_iter()
+                    .collect(),
+                status: None,
+                source: None,
+                activities: db.card_activities(CardOf::Company(id), 5).await?,
+                deals: db.card_deals(CardOf::Company(id)).await?,
+                tasks: Vec::new(),
+            },
+            Err(StoreError::NotFound) => return Ok(None),
+            Err(e) => return Err(e),
+        },
+        Party::Lead(id) => match db.lead(id).await {
+            Ok(l) => {
+                let owner = match l.manager_id {
+                    Some(o) => db.user_ref(o).await?,
+                    None => None,
+                };
+                Card {
+                    kind: "lead",
+                    id,
+                    name: l.name,
+                    email: l.email,
+                    company: None,
+                    owner,
+                    tags: Vec::new(),
+                    phones: l
+                        .phone_raw
+                        .zip(l.phone_e164)
+                        .map(|(raw, e164)| CardPhone { raw, e164 })
+                        .into_iter()
+                        .collect(),
+                    status: Some(l.status),
+                    source: Some(l.source),
+                    activities: db.card_activities(CardOf::Lead(id), 5).await?,
+                    deals: db.card_deals(CardOf::Lead(id)).await?,
+                    tasks: db.card_tasks(CardOf::Lead(id)).await?,
+                }
+            }
+            Err(StoreError::NotFound) => return Ok(None),
+            Err(e) => return Err(e),
+        },
+    };
+    Ok(Some(found))
+}
+
+/// Why a lookup found no card.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct Reason {
+    /// anonymous | internal | own_number | not_a_number | unknown
+    pub code: &'static str,
+    pub detail: String,
+}
+
+impl From<&NoMatch> for Reason {
+    fn from(n: &NoMatch) -> Reason {
+        Reason {
+            code: n.code(),
+            detail: n.detail(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct NumberView {
+    /// As received.
+    pub raw: String,
+    pub e164: Option<String>,
+}
+
+/// The answer to "whose card is this number?", with the cards filled in.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct Identified {
+    /// exact | candidates | none
+    #[serde(rename = "match")]
+    pub matched: &'static str,
+    pub number: NumberView,
+    /// The one contact, on an exact match.
+    pub contact: Option<Card>,
+    /// The one lead, on an exact match of an open lead's number.
+    pub lead: Option<Card>,
+    /// The one company, on an exact match of a switchboard number.
+    pub company: Option<Card>,
+    /// Every card sharing the number, when there are several.
+    pub candidates: Vec<Card>,
+    pub reason: Option<Reason>,
+}
+
+impl Identified {
+    /// The single party an exact match names.
+    pub fn party(&self) -> Option<Party> {
+        if let Some(c) = &self.contact {
+            Some(Party::Contact(c.id))
+        } else if let Some(l) = &self.lead {
+            Some(Party::Lead(l.id))
+        } else {
+            self.company.as_ref().map(|c| Party::Company(c.id))
+        }
+    }
+}
+
+/// Looks a raw number up and fills in the cards.
+pub async fn identify(db: &Db, callers: &Callers, raw: &str) -> Result<Identified, StoreError> {
+    let found = callers.lookup(raw);
+    let e164 = match &found {
+        Lookup::None { reason } => reason.number().map(|e| e.as_str().to_owned()),
+        _ => callers.e164(raw).map(|e| e.as_str().to_owned()),
+    };
+    let mut out = Identified {
+        matched: found.kind(),
+        number: NumberView {
+            raw: raw.to_owned(),
+            e164,
+        },
+        contact: None,
+        lead: None,
+        company: None,
+        candidates: Vec::new(),
+        reason: None,
+    };
+    match found {
+        Lookup::Exact(party) => match card(db, party).await? {
+            Some(c) => match party {
+                Party::Contact(_) => out.contact = Some(c),
+                Party::Lead(_) => out.lead = Some(c),
+                Party::Company(_) => out.company = Some(c),
+            },
+            None => {
+                // Deleted a moment ago; the index catches up on its next sync.
+                out.matched = "none";
+                out.reason = Some(Reason {
+                    code: "unknown",
+                    detail: "the card was deleted".into(),
+                });
+            }
+        },
+        Lookup::Candidates(parties) => {
+            for p in parties {
+                if let Some(c) = card(db, p).await? {
+                    out.candidates.push(c);
+                }
+            }
+        }
+        Lookup::None { reason } => out.reason = Some(Reason::from(&reason)),
+    }
+    Ok(out)
+}

@@ -1,0 +1,229 @@
+//! The reads behind a caller's card (recent activities, open deals and tasks,
+//! owners) and behind the caller index (which numbers belong to whom, and
+//! what changed since the index last looked).
+
+use serde::Serialize;
+use sqlx::FromRow;
+use utoipa::ToSchema;
+
+use super::{Db, Result};
+
+/// A user as a card shows them.
+#[derive(Debug, Clone, Serialize, FromRow, ToSchema, PartialEq)]
+pub struct UserRef {
+    pub id: i64,
+    pub login: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize, FromRow, ToSchema, PartialEq)]
+pub struct CardActivity {
+    pub id: i64,
+    pub kind: String,
+    pub body: String,
+    #[serde(serialize_with = "crate::store::ser_time")]
+    #[schema(value_type = String, format = DateTime)]
+    pub at: i64,
+    pub author_id: Option<i64>,
+    pub author_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, FromRow, ToSchema, PartialEq)]
+pub struct CardDeal {
+    pub id: i64,
+    pub title: String,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub stage_id: i64,
+    pub stage_name: String,
+    pub pipeline_id: i64,
+    pub pipeline_name: String,
+}
+
+#[derive(Debug, Clone, Serialize, FromRow, ToSchema, PartialEq)]
+pub struct CardTask {
+    pub id: i64,
+    pub title: String,
+    #[serde(serialize_with = "crate::store::ser_opt_time")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub due_at: Option<i64>,
+    pub assignee_id: Option<i64>,
+}
+
+/// Whose timeline a card reads.
+#[derive(Debug, Clone, Copy)]
+pub enum CardOf {
+    Contact(i64),
+    Lead(i64),
+    Company(i64),
+}
+
+/// Row counts and the newest change of the tables the caller index mirrors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PhoneTablesMark {
+    pub contacts: i64,
+    pub contacts_changed: i64,
+    pub companies: i64,
+    pub companies_changed: i64,
+    pub leads: i64,
+    pub leads_changed: i64,
+}
+
+impl Db {
+    pub async fn user_ref(&self, id: i64) -> Result<Option<UserRef>> {
+        Ok(
+            sqlx::query_as("SELECT id, login, name FROM users WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// The newest `limit` activities, newest first, with their authors' names.
+    pub async fn card_activities(&self, of: CardOf, limit: i64) -> Result<Vec<CardActivity>> {
+        let (col, id) = match of {
+            CardOf::Contact(id) => ("contact_id", id),
+            CardOf::Lead(id) => ("lead_id", id),
+            CardOf::Company(id) => {
+                return Ok(sqlx::query_as(
+                    "SELECT a.id, a.kind, a.body, a.occurred_at AS at, a.author_id, u.name AS author_name \
+                     FROM activities a JOIN contacts c ON c.id = a.contact_id \
+                     LEFT JOIN users u ON u.id = a.author_id \
+                     WHERE c.company_id = $1 ORDER BY a.occurred_at DESC, a.id DESC LIMIT $2",
+                )
+                .bind(id)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?);
+            }
+        };
+        Ok(sqlx::query_as(&format!(
+            "SELECT a.id, a.kind, a.body, a.occurred_at AS at, a.author_id, u.name AS author_name \
+             FROM activities a LEFT JOIN users u ON u.id = a.author_id \
+             WHERE a.{col} = $1 ORDER BY a.occurred_at DESC, a.id DESC LIMIT $2"
+        ))
+        .bind(id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Open deals of a contact (or of every contact of a company), newest first.
+    pub async fn card_deals(&self, of: CardOf) -> Result<Vec<CardDeal>> {
+        let filter = match of {
+            CardOf::Contact(_) => "d.contact_id = $1",
+            CardOf::Company(_) => "d.contact_id IN (SELECT id FROM contacts WHERE company_id = $1)",
+            CardOf::Lead(_) => "d.id = (SELECT deal_id FROM leads WHERE id = $1)",
+        };
+        let id = match of {
+            CardOf::Contact(id) | CardOf::Lead(id) | CardOf::Company(id) => id,
+        };
+        Ok(sqlx::query_as(&format!(
+            "SELECT d.id, d.title, d.amount_minor, d.currency, d.stage_id, s.name AS stage_name, \
+             d.pipeline_id, p.name AS pipeline_name \
+             FROM deals d JOIN stages s ON s.id = d.stage_id JOIN pipelines p ON p.id = d.pipeline_id \
+             WHERE d.status = 'open' AND {filter} ORDER BY d.id DESC LIMIT 10"
+        ))
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Open tasks about a contact or lead, soonest due first.
+    pub async fn card_tasks(&self, of: CardOf) -> Result<Vec<CardTask>> {
+        let (col, id) = match of {
+            CardOf::Contact(id) => ("contact_id", id),
+            CardOf::Lead(id) => ("lead_id", id),
+            CardOf::Company(_) => return Ok(Vec::new()),
+        };
+        Ok(sqlx::query_as(&format!(
+            "SELECT id, title, due_at, assignee_id FROM tasks WHERE {col} = $1 AND done = 0 \
+             ORDER BY due_at IS NULL, due_at, id LIMIT 10"
+        ))
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// What the caller index compares to notice writes made elsewhere
+    /// (another node, the import command).
+    pub async fn phone_tables_mark(&self) -> Result<PhoneTablesMark> {
+        let (contacts, contacts_changed): (i64, i64) =
+            sqlx::query_as("SELECT COUNT(*), COALESCE(MAX(updated_at), 0) FROM contacts")
+                .fetch_one(&self.pool)
+                .await?;
+        let (companies, companies_changed): (i64, i64) =
+            sqlx::query_as("SELECT COUNT(*), COALESCE(MAX(updated_at), 0) FROM companies")
+                .fetch_one(&self.pool)
+                .await?;
+        let (leads, leads_changed): (i64, i64) =
+            sqlx::query_as("SELECT COUNT(*), COALESCE(MAX(updated_at), 0) FROM leads")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(PhoneTablesMark {
+            contacts,
+            contacts_changed,
+            companies,
+            companies_changed,
+            leads,
+            leads_changed,
+        })
+    }
+
+    /// Every company number.
+    pub async fn all_company_phones(&self) -> Result<Vec<(String, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT phone_e164, id FROM companies WHERE phone_e164 IS NOT NULL AND phone_e164 <> ''",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Contacts changed at or after `since`, each with its numbers (a contact
+    /// with no numbers left appears once with `None`).
+    pub async fn contact_phones_changed(&self, since: i64) -> Result<Vec<(i64, Option<String>)>> {
+        Ok(sqlx::query_as(
+            "SELECT c.id, p.e164 FROM contacts c LEFT JOIN contact_phones p ON p.contact_id = c.id \
+             WHERE c.updated_at >= $1",
+        )
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub async fn company_phones_changed(&self, since: i64) -> Result<Vec<(i64, Option<String>)>> {
+        Ok(
+            sqlx::query_as("SELECT id, phone_e164 FROM companies WHERE updated_at >= $1")
+                .bind(since)
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Leads changed at or after `since`; the number is `None` once the lead
+    /// is converted (its card is the contact's from then on).
+    pub async fn lead_phones_changed(&self, since: i64) -> Result<Vec<(i64, Option<String>)>> {
+        Ok(sqlx::query_as(
+            "SELECT id, CASE WHEN status = 'converted' THEN NULL ELSE phone_e164 END \
+             FROM leads WHERE updated_at >= $1",
+        )
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The owner a call from this party is routed to: the contact's owner,
+    /// the lead's manager; companies have none.
+    pub async fn party_owner(&self, kind: &str, id: i64) -> Result<Option<i64>> {
+        let sql = match kind {
+            "contact" => "SELECT owner_id FROM contacts WHERE id = $1",
+            "lead" => "SELECT manager_id FROM leads WHERE id = $1",
+            _ => return Ok(None),
+        };
+        Ok(sqlx::query_scalar::<_, Option<i64>>(sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .flatten())
+    }
+}

@@ -1,0 +1,428 @@
+//! Caller-ID lookup from the outside: the whole corpus through
+//! `GET /api/v1/lookup`, the index following API writes and writes made by
+//! other processes, bad input, and the `ringside lookup` command.
+
+mod support;
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::{Value, json};
+use support::{TestApp, run_cli};
+
+#[derive(serde::Deserialize)]
+struct Setup {
+    phones: toml::Value,
+    party: Vec<SetupCard>,
+}
+
+#[derive(serde::Deserialize)]
+struct SetupCard {
+    kind: String,
+    id: i64,
+    name: String,
+    numbers: Vec<String>,
+}
+
+/// Undoes the corpus escapes: `\t`, `\n`, `\\`, `\u{HEX}`, and quotes.
+fn unescape(field: &str) -> String {
+    let field = field
+        .strip_prefix('"')
+        .and_then(|f| f.strip_suffix('"'))
+        .unwrap_or(field);
+    let mut out = String::new();
+    let mut chars = field.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('t') => out.push('\t'),
+            Some('n') => out.push('\n'),
+            Some('\\') => out.push('\\'),
+            Some('u') => {
+                let hex: String = chars
+                    .by_ref()
+                    .skip_while(|&c| c == '{')
+                    .take_while(|&c| c != '}')
+                    .collect();
+                out.push(char::from_u32(u32::from_str_radix(&hex, 16).unwrap()).unwrap());
+            }
+            other => panic!("unknown escape \\{other:?}"),
+        }
+    }
+    out
+}
+
+/// Creates the corpus cards through the API; returns corpus id → real id.
+async fn create_cards(app: &TestApp, token: &str, setup: &Setup) -> HashMap<(String, i64), i64> {
+    let mut ids = HashMap::new();
+    for card in &setup.party {
+        let (path, body) = match card.kind.as_str() {
+            "contact" => (
+                "/api/v1/contacts",
+                json!({"name": card.name,
+                       "phones": card.numbers.iter().map(|n| json!({"number": n})).collect::<Vec<_>>()}),
+            ),
+            "company" => {
+                assert_eq!(card.numbers.len(), 1, "a company has one number");
+                (
+                    "/api/v1/companies",
+                    json!({"name": card.name, "phone": card.numbers[0]}),
+                )
+            }
+            "lead" => {
+                assert_eq!(card.numbers.len(), 1, "a lead has one number");
+                (
+                    "/api/v1/leads",
+                    json!({"name": card.name, "phone": card.numbers[0]}),
+                )
+            }
+            other => panic!("unknown kind {other}"),
+        };
+        let (status, body) = app.post(token, path, body).await;
+        assert_eq!(status, 201, "{path}: {body}");
+        ids.insert((card.kind.clone(), card.id), body["id"].as_i64().unwrap());
+    }
+    ids
+}
+
+fn parties(detail: &str, ids: &HashMap<(String, i64), i64>) -> Vec<(String, i64)> {
+    detail
+        .split(',')
+        .map(|p| {
+            let (kind, id) = p.split_once(':').unwrap();
+            let real = ids[&(kind.to_owned(), id.parse::<i64>().unwrap())];
+            (kind.to_owned(), real)
+        })
+        .collect()
+}
+
+fn card_of(v: &Value) -> (String, i64) {
+    (
+        v["kind"].as_str().unwrap().to_owned(),
+        v["id"].as_i64().unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn the_whole_corpus_finds_its_cards_over_http() {
+    let setup: Setup =
+        toml::from_str(include_str!("fixtures/caller_id_setup.toml")).expect("setup parses");
+    let corpus = include_str!("fixtures/caller_id_corpus.tsv");
+    let mut by_region: BTreeMap<&str, Vec<(usize, String, &str, &str)>> = BTreeMap::new();
+    for (n, line) in corpus.lines().enumerate() {
+        if line.is_empty() || line.starts_with('#') || line.starts_with("region\t") {
+            continue;
+        }
+        let cols: Vec<&str> = line.split('\t').collect();
+        assert_eq!(cols.len(), 4, "line {}", n + 1);
+        by_region
+            .entry(cols[0])
+            .or_default()
+            .push((n + 1, unescape(cols[1]), cols[2], cols[3]));
+    }
+    let config = tempfile::NamedTempFile::new().unwrap();
+    let mut file = toml::map::Map::new();
+    file.insert("phones".into(), setup.phones.clone());
+    std::fs::write(config.path(), toml::to_string(&file).unwrap()).unwrap();
+    let config_path = config.path().to_str().unwrap().to_owned();
+
+    let (mut rows, mut failures) = (0, Vec::new());
+    for (region, cases) in &by_region {
+        let app = TestApp::spawn_with(&[
+            ("RINGSIDE_CONFIG", config_path.as_str()),
+            ("RINGSIDE_DEFAULT_REGION", region),
+        ])
+        .await;
+        app.add_user("admin", "admin", None, &[]).await;
+        let token = app.login("admin").await;
+        let ids = create_cards(&app, &token, &setup).await;
+        for (line, raw, expected, e164) in cases {
+            rows += 1;
+            let r = app
+                .client
+                .get(app.url("/api/v1/lookup"))
+                .query(&[("number", raw.as_str())])
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let body: Value = r.json().await.unwrap();
+            let (verdict, detail) = expected.split_once(' ').unwrap();
+            if status == 400 {
+                // Input that is not text at all (control characters, empty)
+                // may be refused outright, with a reason, instead of `none`.
+                if verdict != "none" || body["error"]["message"].as_str().is_none() {
+                    failures.push(format!("line {line}: {region} {raw:?}: 400 {body}"));
+                }
+                continue;
+            }
+            let got_match = body["match"].as_str().unwrap_or("?");
+            let ok = match verdict {
+                "exact" => {
+                    let want = &parties(detail, &ids)[0];
+                    let card = ["contact", "lead", "company"]
+                        .iter()
+                        .find_map(|k| body.get(*k).filter(|v| !v.is_null()));
+                    got_match == "exact" && card.map(card_of).as_ref() == Some(want)
+                }
+                "candidates" => {
+                    let want = parties(detail, &ids);
+                    let got: Vec<_> = body["candidates"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(card_of)
+                        .collect();
+                    got_match == "candidates" && got == want && body["contact"].is_null()
+                }
+                _ => got_match == "none" && body["reason"]["code"] == detail,
+            };
+            let number = body["number"]["e164"].as_str().unwrap_or("-");
+            if !ok || number != *e164 {
+                failures.push(format!(
+                    "line {line}: {region} {raw:?}: want {expected} {e164}, got {body}"
+                ));
+            }
+        }
+    }
+    assert!(rows >= 200, "only {rows} rows");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[tokio::test]
+async fn a_card_shows_owner_company_recent_activity_and_open_work() {
+    let app = TestApp::spawn_with(&[("RINGSIDE_DEFAULT_REGION", "RU")]).await;
+    let anna = app.add_user("anna", "agent", None, &["101"]).await;
+    let token = app.login("anna").await;
+    let (_, contact) = app
+        .post(
+            &token,
+            "/api/v1/contacts",
+            json!({"name": "Иван Петров", "company": "Ромашка", "tags": ["vip"],
+                   "phones": [{"number": "+7 (916) 123-45-67"}]}),
+        )
+        .await;
+    let id = contact["id"].as_i64().unwrap();
+    for i in 0..7 {
+        let (s, _) = app
+            .post(
+                &token,
+                "/api/v1/notes",
+                json!({"contact_id": id, "body": format!("note {i}")}),
+            )
+            .await;
+        assert_eq!(s, 201);
+    }
+    let (s, _) = app
+        .post(
+            &token,
+            "/api/v1/tasks",
+            json!({"title": "Call back", "contact_id": id}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (_, body) = app
+        .get(&token, "/api/v1/lookup?number=8%20916%20123%2045%2067")
+        .await;
+    assert_eq!(body["match"], "exact", "{body}");
+    let card = &body["contact"];
+    assert_eq!(card["name"], "Иван Петров");
+    assert_eq!(card["company"]["name"], "Ромашка");
+    assert_eq!(card["owner"]["id"], anna);
+    assert_eq!(card["tags"], json!(["vip"]));
+    assert_eq!(body["number"]["e164"], "+79161234567");
+    let notes: Vec<&str> = card["activities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["body"].as_str().unwrap())
+        .collect();
+    assert_eq!(notes, ["note 6", "note 5", "note 4", "note 3", "note 2"]);
+    assert_eq!(card["tasks"][0]["title"], "Call back");
+}
+
+#[tokio::test]
+async fn the_index_follows_every_write() {
+    let app = TestApp::spawn_with(&[("RINGSIDE_DEFAULT_REGION", "DE")]).await;
+    app.add_user("boss", "manager", None, &[]).await;
+    let token = app.login("boss").await;
+    let number = "/api/v1/lookup?number=030%20123456";
+    let (_, body) = app.get(&token, number).await;
+    assert_eq!(body["match"], "none");
+    assert_eq!(body["reason"]["code"], "unknown");
+
+    let (_, c) = app
+        .post(
+            &token,
+            "/api/v1/contacts",
+            json!({"name": "Lukas", "phones": [{"number": "+49 30 123456"}]}),
+        )
+        .await;
+    let id = c["id"].as_i64().unwrap();
+    let (_, body) = app.get(&token, number).await;
+    assert_eq!(body["contact"]["id"], id, "created: {body}");
+
+    // A second contact on the same office number: both, never a silent pick.
+    let (_, c2) = app
+        .post(
+            &token,
+            "/api/v1/contacts",
+            json!({"name": "Greta", "phones": [{"number": "004930123456"}]}),
+        )
+        .await;
+    let (_, body) = app.get(&token, number).await;
+    assert_eq!(body["match"], "candidates", "{body}");
+    assert_eq!(body["candidates"].as_array().unwrap().len(), 2);
+
+    // Lukas moves to another number: Greta alone has it now.
+    let r = app
+        .send(
+            "PATCH",
+            &token,
+            &format!("/api/v1/contacts/{id}"),
+            json!({"phones": [{"number": "+49 40 999999"}]}),
+        )
+        .await;
+    assert_eq!(r.0, 200);
+    let (_, body) = app.get(&token, number).await;
+    assert_eq!(body["contact"]["id"], c2["id"], "updated: {body}");
+    let (_, body) = app.get(&token, "/api/v1/lookup?number=040999999").await;
+    assert_eq!(body["contact"]["id"], id);
+
+    // Deleted: gone from the index at once.
+    let r = app
+        .send(
+            "DELETE",
+            &token,
+            &format!("/api/v1/contacts/{}", c2["id"]),
+            json!(null),
+        )
+        .await;
+    assert_eq!(r.0, 204);
+    let (_, body) = app.get(&token, number).await;
+    assert_eq!(body["match"], "none", "deleted: {body}");
+
+    // A lead matches until it is converted; then its contact does.
+    let (_, lead) = app
+        .post(
+            &token,
+            "/api/v1/leads",
+            json!({"name": "New caller", "phone": "0301111111"}),
+        )
+        .await;
+    let (_, body) = app
+        .get(&token, "/api/v1/lookup?number=%2B49301111111")
+        .await;
+    assert_eq!(body["lead"]["id"], lead["id"], "{body}");
+    let (s, conv) = app
+        .post(
+            &token,
+            &format!("/api/v1/leads/{}/convert", lead["id"]),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, 200, "{conv}");
+    let (_, body) = app
+        .get(&token, "/api/v1/lookup?number=%2B49301111111")
+        .await;
+    assert_eq!(body["contact"]["id"], conv["contact"]["id"], "{body}");
+}
+
+#[tokio::test]
+async fn imports_by_another_process_reach_the_running_index() {
+    let app = TestApp::spawn_with(&[("RINGSIDE_DEFAULT_REGION", "RU")]).await;
+    app.add_user("admin", "admin", None, &[]).await;
+    let token = app.login("admin").await;
+    let csv = app.dir.path().join("contacts.csv");
+    std::fs::write(&csv, "name,phone\nОльга Смирнова,+7 903 111-22-33\n").unwrap();
+    let (ok, out, err) = run_cli(
+        &app.db_url,
+        &["import", "contacts", csv.to_str().unwrap()],
+        None,
+    );
+    assert!(ok, "{out}{err}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let (_, body) = app.get(&token, "/api/v1/lookup?number=89031112233").await;
+        if body["match"] == "exact" {
+            assert_eq!(body["contact"]["name"], "Ольга Смирнова");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never indexed: {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn bad_numbers_get_none_or_a_clear_400() {
+    let app = TestApp::spawn().await;
+    app.add_user("anna", "agent", None, &[]).await;
+    let token = app.login("anna").await;
+    let long = "9".repeat(200);
+    let cases: &[(&str, &[u16], Option<&str>)] = &[
+        ("hello", &[200], Some("not_a_number")),
+        (&long, &[200, 400], Some("not_a_number")),
+        ("", &[400], None),
+        ("   ", &[400], None),
+        ("٨٩١٦١٢٣٤٥٦٧", &[200], None),
+        ("89161234567\u{7}", &[400], None),
+        ("anonymous", &[200], Some("anonymous")),
+        ("101", &[200], Some("internal")),
+    ];
+    for (raw, statuses, reason) in cases {
+        let r = app
+            .client
+            .get(app.url("/api/v1/lookup"))
+            .query(&[("number", raw)])
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let body: Value = r.json().await.unwrap();
+        assert!(statuses.contains(&status), "{raw:?}: {status} {body}");
+        if status == 400 {
+            assert!(body["error"]["message"].as_str().is_some(), "{body}");
+        } else {
+            assert_eq!(body["match"], "none", "{raw:?}: {body}");
+            if let Some(code) = reason {
+                assert_eq!(body["reason"]["code"], *code, "{raw:?}: {body}");
+            }
+        }
+    }
+    // No token: no lookup.
+    let r = app
+        .client
+        .get(app.url("/api/v1/lookup?number=1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}
+
+#[tokio::test]
+async fn the_lookup_command_prints_the_card() {
+    let app = TestApp::spawn_with(&[("RINGSIDE_DEFAULT_REGION", "RU")]).await;
+    app.add_user("anna", "agent", None, &[]).await;
+    let token = app.login("anna").await;
+    app.post(
+        &token,
+        "/api/v1/contacts",
+        json!({"name": "Иван Петров", "phones": [{"number": "8 916 123-45-67"}]}),
+    )
+    .await;
+    let (ok, out, err) = run_cli(&app.db_url, &["lookup", "+7 (916) 123-45-67"], None);
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(v["match"], "exact");
+    assert_eq!(v["contact"]["name"], "Иван Петров");
+    let (ok, out, _) = run_cli(&app.db_url, &["lookup", "anonymous"], None);
+    assert!(!ok, "no card is exit status 1");
+    assert!(out.contains("\"anonymous\""), "{out}");
+}
