@@ -24,6 +24,27 @@ pub struct Config {
     /// How long a bearer token stays valid.
     pub token_ttl_hours: i64,
     pub phones: PhoneSettings,
+    pub routing: RoutingSettings,
+}
+
+/// Call routing: the fallback target and the FastAGI listener.
+#[derive(Debug, Clone)]
+pub struct RoutingSettings {
+    /// Where a call goes when no rule yields a target (`Queue/support`).
+    pub default_target: Option<String>,
+    /// FastAGI listener; unset: off.
+    pub agi_bind: Option<SocketAddr>,
+    /// Channel technology a user's extension is dialled with (`PJSIP` → `PJSIP/101`).
+    pub channel_tech: String,
+}
+
+/// `[routing]` in the file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoutingFile {
+    default_target: Option<String>,
+    agi_bind: Option<String>,
+    channel_tech: Option<String>,
 }
 
 /// PBX quirks and the company's own numbers, used by caller-ID matching.
@@ -65,6 +86,8 @@ struct FileConfig {
     token_ttl_hours: Option<i64>,
     #[serde(default)]
     phones: PhoneSettings,
+    #[serde(default)]
+    routing: RoutingFile,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -198,6 +221,7 @@ impl Config {
             };
             return Err(invalid(key, e.to_string()));
         }
+        let routing = routing_settings(env, fc.routing)?;
         Ok(Config {
             database_url,
             redis_url,
@@ -209,8 +233,51 @@ impl Config {
             log_json,
             token_ttl_hours,
             phones: fc.phones,
+            routing,
         })
     }
+}
+
+fn routing_settings(
+    env: &[(String, String)],
+    file: RoutingFile,
+) -> Result<RoutingSettings, ConfigError> {
+    let get = |key: &str, file: Option<String>| {
+        lookup(env, key)
+            .map(str::to_owned)
+            .or(file)
+            .filter(|s| !s.is_empty())
+    };
+    let default_target = get("RINGSIDE_ROUTING_DEFAULT_TARGET", file.default_target);
+    if let Some(t) = &default_target {
+        crate::routing::rules::check_pbx_target(t)
+            .map_err(|e| invalid("RINGSIDE_ROUTING_DEFAULT_TARGET", e))?;
+    }
+    let agi_bind = match get("RINGSIDE_AGI_BIND", file.agi_bind) {
+        Some(raw) => Some(raw.parse().map_err(|_| {
+            invalid(
+                "RINGSIDE_AGI_BIND",
+                format!("`{raw}` is not an address like 0.0.0.0:4573"),
+            )
+        })?),
+        None => None,
+    };
+    let channel_tech = get("RINGSIDE_ROUTING_CHANNEL_TECH", file.channel_tech)
+        .unwrap_or_else(|| "PJSIP".to_owned());
+    if !channel_tech
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        return Err(invalid(
+            "RINGSIDE_ROUTING_CHANNEL_TECH",
+            format!("`{channel_tech}` is not a channel technology such as PJSIP or SIP"),
+        ));
+    }
+    Ok(RoutingSettings {
+        default_target,
+        agi_bind,
+        channel_tech,
+    })
 }
 
 fn lookup<'a>(env: &'a [(String, String)], key: &str) -> Option<&'a str> {
@@ -252,6 +319,8 @@ mod tests {
             ("RINGSIDE_DEFAULT_REGION", "XX"),
             ("RINGSIDE_AMI_URL", "tcp://h:5038"),
             ("RINGSIDE_REDIS_URL", "h:6379"),
+            ("RINGSIDE_AGI_BIND", "4573"),
+            ("RINGSIDE_ROUTING_DEFAULT_TARGET", "Queue/support,t"),
         ] {
             let err = Config::load_from(None, &env(&[(k, v)])).unwrap_err();
             assert!(err.to_string().starts_with(k), "{err}");
@@ -287,6 +356,36 @@ mod tests {
         .unwrap();
         let c = Config::load_from(Some(&path), &env(&[])).unwrap();
         assert_eq!(c.phones.internal_max_digits, Some(4));
+    }
+
+    #[test]
+    fn routing_settings_come_from_the_file_and_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ringside.toml");
+        std::fs::write(
+            &path,
+            "[routing]\ndefault_target = \"Queue/support\"\nagi_bind = \"127.0.0.1:4573\"\n",
+        )
+        .unwrap();
+        let c = Config::load_from(Some(&path), &env(&[])).unwrap();
+        assert_eq!(c.routing.default_target.as_deref(), Some("Queue/support"));
+        assert_eq!(c.routing.agi_bind.unwrap().port(), 4573);
+        assert_eq!(c.routing.channel_tech, "PJSIP");
+        let c = Config::load_from(
+            Some(&path),
+            &env(&[
+                ("RINGSIDE_AGI_BIND", "0.0.0.0:0"),
+                ("RINGSIDE_ROUTING_DEFAULT_TARGET", "Queue/night"),
+                ("RINGSIDE_ROUTING_CHANNEL_TECH", "SIP"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.routing.default_target.as_deref(), Some("Queue/night"));
+        assert_eq!(c.routing.agi_bind.unwrap().port(), 0);
+        assert_eq!(c.routing.channel_tech, "SIP");
+        let defaults = Config::load_from(None, &env(&[])).unwrap();
+        assert_eq!(defaults.routing.agi_bind, None);
+        assert_eq!(defaults.routing.default_target, None);
     }
 
     #[test]

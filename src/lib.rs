@@ -14,6 +14,7 @@ pub mod http;
 pub mod import;
 pub mod presence;
 pub mod push;
+pub mod routing;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -62,6 +62,58 @@ enum Command {
         #[arg(long, default_value_t = 0.0)]
         delay: f64,
     },
+    /// Manage call routing rules (a running server picks changes up within seconds).
+    #[command(subcommand)]
+    Routing(RoutingCommand),
+}
+
+#[derive(Subcommand)]
+enum RoutingCommand {
+    /// List rules in the order they are evaluated.
+    List,
+    /// Add a rule.
+    Add(Box<AddRule>),
+    /// Remove a rule by id.
+    Rm { id: i64 },
+}
+
+#[derive(clap::Args)]
+struct AddRule {
+    /// sticky | prefix | did | hours | round_robin | least_loaded
+    #[arg(long)]
+    kind: String,
+    #[arg(long)]
+    name: String,
+    /// Lower runs first.
+    #[arg(long, default_value_t = 100)]
+    priority: i64,
+    /// prefix rules: an E.164 prefix such as +49.
+    #[arg(long)]
+    prefix: Option<String>,
+    /// did rules: the dialled number.
+    #[arg(long)]
+    did: Option<String>,
+    /// hours rules: time zone, e.g. Europe/Berlin.
+    #[arg(long)]
+    tz: Option<String>,
+    /// hours rules: days, e.g. mon-fri or sat,sun.
+    #[arg(long, default_value = "mon-fri")]
+    days: String,
+    /// hours rules: opening time, 09:00.
+    #[arg(long)]
+    from: Option<String>,
+    /// hours rules: closing time, 18:00.
+    #[arg(long)]
+    to: Option<String>,
+    /// user:LOGIN, team:NAME (or user:ID, team:ID), or a PBX target such as Queue/support.
+    #[arg(long)]
+    target: Option<String>,
+    /// hours rules: where calls outside the hours go.
+    #[arg(long)]
+    outside_target: Option<String>,
+    /// Store the rule switched off.
+    #[arg(long)]
+    disabled: bool,
 }
 
 #[derive(Subcommand)]
@@ -189,6 +241,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             println!("backup written to {}", file.display());
         }
         Command::User(cmd) => return user_command(cmd, &config).await,
+        Command::Routing(cmd) => return routing_command(cmd, &config).await,
         Command::Lookup { number } => {
             let db = startup::open_db(&config).await?;
             let callers = ringside::crm::directory::Callers::load(&db, &config).await?;
@@ -401,6 +454,166 @@ async fn user_command(cmd: UserCommand, config: &Config) -> anyhow::Result<ExitC
             if generated {
                 println!("password: {password}");
             }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `user:LOGIN|ID`, `team:NAME|ID`, `pbx:RAW` or a raw PBX target.
+async fn cli_target(
+    db: &ringside::store::Db,
+    raw: &str,
+) -> anyhow::Result<ringside::routing::rules::TargetSpec> {
+    use ringside::routing::rules::TargetSpec;
+    Ok(match raw.split_once(':') {
+        Some(("user", who)) => match who.parse() {
+            Ok(id) => TargetSpec::UserId(id),
+            Err(_) => TargetSpec::UserId(
+                db.user_id_by_login(who)
+                    .await?
+                    .ok_or_else(|| anyhow::anyhow!("no user with login `{who}`"))?,
+            ),
+        },
+        Some(("team", which)) => match which.parse() {
+            Ok(id) => TargetSpec::TeamId(id),
+            Err(_) => TargetSpec::TeamId(
+                db.teams()
+                    .await?
+                    .into_iter()
+                    .find(|t| t.name == which)
+                    .ok_or_else(|| anyhow::anyhow!("no team named `{which}`"))?
+                    .id,
+            ),
+        },
+        Some(("pbx", rest)) => TargetSpec::Pbx(rest.to_owned()),
+        _ => TargetSpec::Pbx(raw.to_owned()),
+    })
+}
+
+async fn routing_command(cmd: RoutingCommand, config: &Config) -> anyhow::Result<ExitCode> {
+    use ringside::routing::rules::{RuleInput, RuleView, ScheduleSpec, TargetSpec, build_rule};
+    let db = startup::open_db(config).await?;
+    match cmd {
+        RoutingCommand::List => {
+            println!(
+                "{:<5} {:<8} {:<12} {:<3} {:<24} {:<20} name",
+                "id", "priority", "kind", "on", "match", "target"
+            );
+            let show = |t: &Option<TargetSpec>| match t {
+                Some(TargetSpec::UserId(id)) => format!("user:{id}"),
+                Some(TargetSpec::TeamId(id)) => format!("team:{id}"),
+                Some(TargetSpec::Pbx(s)) => s.clone(),
+                None => "-".to_owned(),
+            };
+            for row in db.routing_rules().await? {
+                let v = RuleView::from(&row);
+                let matched = match (&v.prefix, &v.did, &v.schedule) {
+                    (Some(p), _, _) => p.clone(),
+                    (_, Some(d), _) => d.clone(),
+                    (_, _, Some(s)) => {
+                        format!("{} {}-{} {}", s.days.join(","), s.from, s.to, s.timezone)
+                    }
+                    _ => "-".to_owned(),
+                };
+                let mut target = show(&v.target);
+                if v.outside_target.is_some() {
+                    target = format!("{target} / outside {}", show(&v.outside_target));
+                }
+                println!(
+                    "{:<5} {:<8} {:<12} {:<3} {:<24} {:<20} {}",
+                    v.id,
+                    v.priority,
+                    v.kind,
+                    if v.enabled { "yes" } else { "no" },
+                    matched,
+                    target,
+                    v.name
+                );
+            }
+        }
+        RoutingCommand::Add(add) => {
+            let AddRule {
+                kind,
+                name,
+                priority,
+                prefix,
+                did,
+                tz,
+                days,
+                from,
+                to,
+                target,
+                outside_target,
+                disabled,
+            } = *add;
+            let schedule = match (tz, from, to) {
+                (None, None, None) => None,
+                (Some(timezone), Some(from), Some(to)) => Some(ScheduleSpec {
+                    timezone,
+                    days: days.split(',').map(str::to_owned).collect(),
+                    from,
+                    to,
+                }),
+                _ => anyhow::bail!("an hours rule needs --tz, --from and --to"),
+            };
+            let target = match target {
+                Some(t) => Some(cli_target(&db, &t).await?),
+                None => None,
+            };
+            let outside_target = match outside_target {
+                Some(t) => Some(cli_target(&db, &t).await?),
+                None => None,
+            };
+            let data = build_rule(
+                RuleInput {
+                    priority: Some(priority),
+                    name: Some(name),
+                    kind: Some(kind),
+                    enabled: Some(!disabled),
+                    prefix,
+                    did,
+                    schedule,
+                    target,
+                    outside_target,
+                },
+                None,
+            )
+            .map_err(|e| anyhow::anyhow!(e))?;
+            let (users, teams) = ringside::routing::rules::referenced(&data);
+            for id in users {
+                db.user(id)
+                    .await
+                    .map_err(|_| anyhow::anyhow!("no user with id {id}"))?;
+            }
+            for id in teams {
+                if !db.team_exists(id).await? {
+                    anyhow::bail!("no team with id {id}");
+                }
+            }
+            let row = db.create_routing_rule(&data).await?;
+            db.audit(
+                None,
+                "routing.rule.create",
+                &format!("{} ({}) from the command line", row.name, row.kind),
+                None,
+            )
+            .await?;
+            println!("rule {} ({}) added, id {}", row.name, row.kind, row.id);
+        }
+        RoutingCommand::Rm { id } => {
+            let row = db
+                .routing_rule(id)
+                .await
+                .map_err(|_| anyhow::anyhow!("no routing rule with id {id}"))?;
+            db.delete_routing_rule(id).await?;
+            db.audit(
+                None,
+                "routing.rule.delete",
+                &format!("{} ({}) from the command line", row.name, row.kind),
+                None,
+            )
+            .await?;
+            println!("rule {id} removed");
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -20,6 +20,8 @@ pub async fn open_db(config: &Config) -> anyhow::Result<Db> {
 pub struct Server {
     pub state: AppState,
     pub listener: TcpListener,
+    /// FastAGI listener, when `routing.agi_bind` is set.
+    pub agi: Option<TcpListener>,
 }
 
 impl Server {
@@ -28,6 +30,14 @@ impl Server {
         let listener = TcpListener::bind(config.http_bind)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.http_bind))?;
+        let agi = match config.routing.agi_bind {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot listen for FastAGI on {addr}: {e}"))?,
+            ),
+            None => None,
+        };
         let ami = crate::telephony::ami::client::ClientConfig::from_config(&config)
             .map_err(|e| anyhow::anyhow!("ami_url: {e}"))?;
         let mut state = AppState::load(db, config).await?;
@@ -45,7 +55,12 @@ impl Server {
             .callers
             .clone()
             .spawn_sync(state.db.clone(), std::time::Duration::from_secs(3));
-        Ok(Server { state, listener })
+        state.routing.reload(&state.db).await?;
+        Ok(Server {
+            state,
+            listener,
+            agi,
+        })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -54,6 +69,18 @@ impl Server {
 
     pub async fn run(self) -> anyhow::Result<()> {
         let addr = self.local_addr()?;
+        let refresh = self.state.routing.spawn_refresh(self.state.db.clone());
+        let agi = match self.agi {
+            Some(listener) => {
+                let agi_addr = listener.local_addr()?;
+                tracing::info!(%agi_addr, "fastagi listening on {agi_addr}");
+                Some(tokio::spawn(crate::routing::agi::serve(
+                    listener,
+                    self.state.clone(),
+                )))
+            }
+            None => None,
+        };
         let router = app(self.state);
         tracing::info!(%addr, "ringside ready: http://{addr}");
         axum::serve(
@@ -62,6 +89,10 @@ impl Server {
         )
         .with_graceful_shutdown(shutdown_signal())
         .await?;
+        refresh.abort();
+        if let Some(agi) = agi {
+            agi.abort();
+        }
         tracing::info!("ringside stopped");
         Ok(())
     }

@@ -12,6 +12,7 @@ pub mod extract;
 pub mod leads;
 pub mod lookup;
 pub mod ops;
+pub mod routing;
 pub mod tasks;
 pub mod users;
 pub mod web;
@@ -56,6 +57,7 @@ pub struct AppState {
     pub live_calls: Arc<crate::dispatch::LiveCalls>,
     /// The PBX link, when one is configured.
     pub pbx: Option<crate::telephony::ami::client::AmiClient>,
+    pub routing: Arc<crate::routing::Routing>,
 }
 
 impl AppState {
@@ -69,6 +71,7 @@ impl AppState {
             None => crate::push::Hub::local(),
         };
         let presence = crate::presence::Presence::new(db.clone(), push.clone());
+        let routing = Arc::new(crate::routing::Routing::new(&config)?);
         Ok(Self {
             push,
             presence,
@@ -80,6 +83,7 @@ impl AppState {
             limiter: Arc::new(LoginLimiter::new(Duration::from_secs(15 * 60), 5, 30)),
             metrics: Arc::new(ops::Metrics::default()),
             callers: Arc::new(callers),
+            routing,
         })
     }
 
@@ -137,6 +141,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(deals::router())
         .merge(activities::router())
         .merge(tasks::router())
+        .merge(routing::router())
         .split_for_parts()
 }
 

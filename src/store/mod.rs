@@ -12,6 +12,7 @@ pub mod contacts;
 pub mod deals;
 pub mod import;
 pub mod leads;
+pub mod routing;
 pub mod tasks;
 pub mod users;
 

@@ -21,6 +21,8 @@ pub struct TestApp {
     pub db: Db,
     pub dir: tempfile::TempDir,
     pub client: reqwest::Client,
+    /// The FastAGI address, when `RINGSIDE_AGI_BIND` was given.
+    pub agi: Option<String>,
     child: Child,
 }
 
@@ -130,16 +132,21 @@ impl TestApp {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let mut sent = false;
+            let mut agi = None;
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(i) = line.find("fastagi listening on ") {
+                    let rest = &line[i + "fastagi listening on ".len()..];
+                    agi = rest.split_whitespace().next().map(str::to_owned);
+                }
                 if !sent && let Some(i) = line.find("ringside ready: http://") {
                     let rest = &line[i + "ringside ready: http://".len()..];
                     let addr = rest.split_whitespace().next().unwrap_or("").to_owned();
-                    let _ = tx.send(addr);
+                    let _ = tx.send((addr, agi.take()));
                     sent = true;
                 }
             }
         });
-        let addr = rx
+        let (addr, agi) = rx
             .recv_timeout(Duration::from_secs(30))
             .expect("ringside did not report ready");
         TestApp {
@@ -148,6 +155,7 @@ impl TestApp {
             db,
             dir,
             client: reqwest::Client::new(),
+            agi,
             child,
         }
     }
