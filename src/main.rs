@@ -209,6 +209,19 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
         }
         Command::Demo => {
             let started = std::time::Instant::now();
+            let mut config = config;
+            // Without a PBX, a simulated one places the captured calls again
+            // and again so screen pops show at once.
+            let _simulated_pbx = match config.ami_url {
+                Some(_) => None,
+                None => {
+                    use ringside::telephony::ami::fake::{FakeAmi, demo_script};
+                    let fake = FakeAmi::start(demo_script(300, std::time::Duration::from_secs(20)))
+                        .await?;
+                    config.ami_url = Some(fake.url());
+                    Some(fake)
+                }
+            };
             let server = startup::Server::build(config).await?;
             let db = server.state.db.clone();
             let seeded = demo::seed(&db, &server.state.phones).await?;
@@ -221,6 +234,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
                 "Ringside demo on http://{addr}  (ready in {} ms{})",
                 started.elapsed().as_millis(),
                 if seeded { ", demo data created" } else { "" }
+            );
+            println!(
+                "A simulated phone system rings anna (101), boris (102) and clara (103) every 20 s."
             );
             println!("Demo users (passwords are new at every start):");
             for (login, role, password) in passwords {
