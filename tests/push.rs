@@ -283,3 +283,36 @@ async fn a_pop_seen_by_one_node_reaches_a_tab_on_another_through_redis() {
         "gap-free: {got:?}"
     );
 }
+
+#[tokio::test]
+async fn pausing_in_the_console_pauses_the_agent_in_the_pbx_queues() {
+    let fake = fake_pbx("direct_answered", Duration::from_secs(30)).await;
+    let app = TestApp::spawn_with(&[("RINGSIDE_AMI_URL", &fake.url())]).await;
+    app.add_user("anna", "agent", None, &["101"]).await;
+    let anna = app.login("anna").await;
+    // Wait for the PBX link.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let paused = loop {
+        let (s, v) = app
+            .send(
+                "PUT",
+                &anna,
+                "/api/v1/me/state",
+                json!({"state": "paused", "reason": "lunch"}),
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
+        let actions = fake.state().actions();
+        if let Some(a) = actions
+            .iter()
+            .find(|a| a.get("Action") == Some("QueuePause"))
+        {
+            break a.clone();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no QueuePause sent");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!(paused.get("Interface"), Some("PJSIP/101"));
+    assert_eq!(paused.get("Paused"), Some("true"));
+    assert_eq!(paused.get("Reason"), Some("lunch"));
+}

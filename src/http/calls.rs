@@ -78,6 +78,18 @@ async fn set_my_state(
             )));
         }
     };
+    // The PBX's queues follow the switch, so a paused agent is not rung.
+    if let Some(pbx) = state.pbx.as_ref().filter(|p| p.is_connected()) {
+        for ext in &user.0.extensions {
+            let interface = format!("PJSIP/{ext}");
+            if let Err(e) = pbx
+                .queue_pause(&interface, None, reason.is_some(), reason.as_deref())
+                .await
+            {
+                tracing::warn!(%interface, error = %e, "the PBX did not take the pause");
+            }
+        }
+    }
     state.presence.set_paused(user.id(), reason).await;
     my_state(State(state), user).await
 }
