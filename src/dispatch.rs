@@ -285,23 +285,50 @@ async fn run_call(state: AppState, call_id: String, mut rx: mpsc::UnboundedRecei
     }
 }
 
-/// Puts the finished call on its card's timeline, once per PBX call id.
+/// How soon a missed caller should be called back.
+pub const CALLBACK_SLA: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// The finished call's outputs: an unknown inbound caller becomes a lead
+/// (one per number: a repeat caller reuses the open one) assigned by the
+/// routing rules; a missed inbound call becomes one callback task; a call
+/// that reaches the customer closes their open callbacks; and the call goes
+/// on the card's timeline once per PBX call id.
 async fn log_call(state: &AppState, s: &CallSession, party: Option<Party>) {
-    let party = match party {
-        Some(p) => Some(p),
-        None => match state.callers.lookup(s.caller.number.trim()) {
-            crate::crm::index::Lookup::Exact(p) => Some(p),
-            _ => None,
-        },
-    };
-    let Some(party) = party else { return };
+    match state.db.call_party(&s.call_id).await {
+        Ok(Some(_)) => return, // already logged: a replay, a reconnect, another node
+        Ok(None) => {}
+        Err(e) => {
+            tracing::warn!(call_id = %s.call_id, error = %e, "cannot check the call log");
+            return;
+        }
+    }
     let record = s.to_record(Some(state.phones.as_ref()));
+    let direction = s.direction();
+    let customer = match direction {
+        crate::calls::Direction::Inbound => s.caller.number.trim().to_owned(),
+        crate::calls::Direction::Outbound => record.callee.clone().unwrap_or_default(),
+        crate::calls::Direction::Internal => return,
+    };
+    let found = state.callers.lookup(&customer);
+    let mut party = party.or(match &found {
+        crate::crm::index::Lookup::Exact(p) => Some(*p),
+        _ => None,
+    });
+    if party.is_none()
+        && direction == crate::calls::Direction::Inbound
+        && let crate::crm::index::Lookup::None {
+            reason: crate::crm::index::NoMatch::Unknown(e164),
+        } = &found
+    {
+        party = new_lead(state, s, e164.as_str()).await.map(Party::Lead);
+    }
+    let Some(party) = party else { return };
     let (contact_id, lead_id) = match party {
         Party::Contact(id) => (Some(id), None),
         Party::Lead(id) => (None, Some(id)),
         Party::Company(_) => return,
     };
-    let author_id = match s.agent.as_deref() {
+    let author_id = match s.agent.as_deref().or(s.originator.as_deref()) {
         Some(ext) => state
             .db
             .users_for_extension(ext)
@@ -310,6 +337,77 @@ async fn log_call(state: &AppState, s: &CallSession, party: Option<Party>) {
             .and_then(|u| u.first().copied()),
         None => None,
     };
+    let disposition = s.disposition();
+    let mut payload = serde_json::to_value(&record).unwrap_or(Value::Null);
+    let at = s.ended_at.unwrap_or(s.started_at).timestamp_millis();
+    if disposition == crate::calls::Disposition::Answered {
+        match state.db.close_callbacks(contact_id, lead_id, at).await {
+            Ok(closed) if !closed.is_empty() => {
+                let waited: Vec<Value> = closed
+                    .iter()
+                    .map(|(id, created)| json!({"task_id": id, "time_to_callback_s": (at - created) / 1000}))
+                    .collect();
+                if let Some(obj) = payload.as_object_mut() {
+                    obj.insert("callbacks_closed".into(), Value::Array(waited));
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot close callbacks"),
+        }
+    } else if direction == crate::calls::Direction::Inbound {
+        let owner = state
+            .db
+            .party_owner(
+                if contact_id.is_some() {
+                    "contact"
+                } else {
+                    "lead"
+                },
+                party.id(),
+            )
+            .await
+            .ok()
+            .flatten();
+        let assignee = match owner {
+            Some(o) => Some(o),
+            None => state.routing.assign_lead(state, &customer).await,
+        };
+        let who = s
+            .caller
+            .name
+            .clone()
+            .filter(|n| !n.is_empty() && n != "<unknown>")
+            .unwrap_or_else(|| customer.clone());
+        let due = at + CALLBACK_SLA.as_millis() as i64;
+        match state
+            .db
+            .create_callback_task(
+                &s.call_id,
+                &format!("Call back {who}"),
+                due,
+                assignee,
+                contact_id,
+                lead_id,
+            )
+            .await
+        {
+            Ok(Some(task_id)) => {
+                if let (Some(a), Ok(task)) = (assignee, state.db.task(task_id).await) {
+                    state
+                        .push
+                        .send(
+                            a,
+                            "task.created",
+                            json!({"task": task}),
+                            Some(&format!("{}:task", s.call_id)),
+                        )
+                        .await;
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot create the callback task"),
+        }
+    }
     let body = format!(
         "{} call, {}",
         serde_json::to_value(record.direction)
@@ -328,13 +426,58 @@ async fn log_call(state: &AppState, s: &CallSession, party: Option<Party>) {
         author_id,
         call_id: Some(s.call_id.clone()),
         body,
-        payload: serde_json::to_value(&record).unwrap_or(Value::Null),
+        payload,
         occurred_at: Some(s.started_at.timestamp_millis()),
         ..Default::default()
     };
     if let Err(e) = state.db.add_activity(&activity).await {
-        // A second report of the same call (replay, reconnect, another node)
-        // hits the unique call id: that is the point.
         tracing::debug!(call_id = %s.call_id, error = %e, "call already on the timeline");
     }
+}
+
+/// A lead for an unknown caller, assigned by the routing rules and announced
+/// to its manager.
+async fn new_lead(state: &AppState, s: &CallSession, e164: &str) -> Option<i64> {
+    let manager = state.routing.assign_lead(state, e164).await;
+    let name = s
+        .caller
+        .name
+        .clone()
+        .filter(|n| !n.is_empty() && n != "<unknown>")
+        .unwrap_or_default();
+    let lead = match state
+        .db
+        .create_lead(&crate::store::leads::LeadData {
+            name,
+            phone_raw: Some(s.caller.number.clone()),
+            phone_e164: Some(e164.to_owned()),
+            email: None,
+            source: "call".into(),
+            status: "new".into(),
+            manager_id: manager,
+            notes: String::new(),
+        })
+        .await
+    {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot create a lead for a new caller");
+            return None;
+        }
+    };
+    state.index_lead(&lead);
+    if let Some(m) = manager
+        && let Ok(Some(card)) = crate::crm::directory::card(&state.db, Party::Lead(lead.id)).await
+    {
+        state
+            .push
+            .send(
+                m,
+                "lead.assigned",
+                json!({"lead": card, "call_id": s.call_id}),
+                Some(&format!("{}:lead", s.call_id)),
+            )
+            .await;
+    }
+    Some(lead.id)
 }

@@ -278,3 +278,57 @@ impl Db {
         Ok(n > 0)
     }
 }
+
+impl Db {
+    /// A callback task for a missed call; `None` when that call already has one.
+    pub async fn create_callback_task(
+        &self,
+        call_id: &str,
+        title: &str,
+        due_at: i64,
+        assignee_id: Option<i64>,
+        contact_id: Option<i64>,
+        lead_id: Option<i64>,
+    ) -> Result<Option<i64>> {
+        let id: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO tasks (title, due_at, assignee_id, contact_id, lead_id, done, created_at, kind, call_id) \
+             VALUES ($1, $2, $3, $4, $5, 0, $6, 'callback', $7) ON CONFLICT (call_id) DO NOTHING RETURNING id",
+        )
+        .bind(title)
+        .bind(due_at)
+        .bind(assignee_id)
+        .bind(contact_id)
+        .bind(lead_id)
+        .bind(super::now_ms())
+        .bind(call_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    /// Closes the open callback tasks of a contact or lead (the customer was
+    /// reached); returns each closed task's id and creation time.
+    pub async fn close_callbacks(
+        &self,
+        contact_id: Option<i64>,
+        lead_id: Option<i64>,
+        at: i64,
+    ) -> Result<Vec<(i64, i64)>> {
+        let open: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT id, created_at FROM tasks WHERE kind = 'callback' AND done = 0 \
+             AND ((contact_id IS NOT NULL AND contact_id = $1) OR (lead_id IS NOT NULL AND lead_id = $2))",
+        )
+        .bind(contact_id)
+        .bind(lead_id)
+        .fetch_all(&self.pool)
+        .await?;
+        for (id, _) in &open {
+            sqlx::query("UPDATE tasks SET done = 1, done_at = $1 WHERE id = $2")
+                .bind(at)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(open)
+    }
+}

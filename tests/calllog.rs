@@ -1,0 +1,194 @@
+//! Finished calls from the outside: captured Asterisk traffic replayed into
+//! the running server leaves one timeline entry per call, turns unknown
+//! callers into leads for the right manager, missed calls into one callback
+//! task, and a later call that reaches the customer closes that task.
+
+mod support;
+
+use std::time::Duration;
+
+use ringside::telephony::ami::fake::{FakeAmi, FakeScript, FakeState, Pace};
+use serde_json::{Value, json};
+use support::{Tab, TestApp};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A fake Asterisk playing `traces` one after the other at four times the
+/// recorded pace, two seconds after the server logs in (time to set up cards).
+async fn pbx(traces: &[&str]) -> FakeAmi {
+    let speed = 4.0;
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ami/");
+    let mut script: Option<FakeScript> = None;
+    for t in traces {
+        let ami = std::fs::read(format!("{dir}{t}.ami")).unwrap();
+        let times = std::fs::read_to_string(format!("{dir}{t}.times")).unwrap();
+        let mut next = FakeScript::from_transcript(&ami, &times);
+        match script.as_mut() {
+            None => {
+                let hold = (2.0 * speed * 1e9) as u64;
+                for (t, _) in next.events.iter_mut().skip(1) {
+                    *t += hold;
+                }
+                next.pace = Pace::Recorded { speed };
+                script = Some(next)
+            }
+            Some(s) => {
+                let base = s.events.last().map_or(0, |e| e.0) + 1_000_000_000;
+                s.events
+                    .extend(next.events.into_iter().skip(1).map(|(t, m)| (t + base, m)));
+            }
+        }
+    }
+    FakeAmi::start_on(
+        "127.0.0.1:0".parse().unwrap(),
+        FakeState::new(script.unwrap()),
+    )
+    .await
+    .unwrap()
+}
+
+async fn wait_for<F: Fn(&Value) -> bool>(app: &TestApp, token: &str, path: &str, ok: F) -> Value {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (_, v) = app.get(token, path).await;
+        if ok(&v) {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{path}: {v}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_caller_who_gave_up_becomes_one_lead_with_one_callback() {
+    let fake = pbx(&["queue_abandoned"]).await;
+    let app = TestApp::spawn_with(&[
+        ("RINGSIDE_DEFAULT_REGION", "RU"),
+        ("RINGSIDE_AMI_URL", &fake.url()),
+    ])
+    .await;
+    app.add_user("anna", "agent", None, &["101"]).await;
+    app.add_user("boris", "agent", None, &["102"]).await;
+    let maria = app.add_user("maria", "manager", None, &["110"]).await;
+    let admin = app.login("maria").await;
+    let (s, v) = app
+        .post(&admin, "/api/v1/routing/rules",
+              json!({"kind": "prefix", "name": "Russia", "prefix": "+7", "target": {"user_id": maria}}))
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let mut maria_tab = Tab::open(&app, &admin, None).await;
+    fake.state().finished().await;
+
+    let leads = wait_for(&app, &admin, "/api/v1/leads", |v| {
+        v.as_array().is_some_and(|a| !a.is_empty())
+    })
+    .await;
+    assert_eq!(leads.as_array().unwrap().len(), 1, "{leads}");
+    let lead = &leads[0];
+    assert_eq!(lead["phone_e164"], "+79031112233");
+    assert_eq!(lead["manager_id"], maria);
+    assert_eq!(lead["source"], "call");
+    let id = lead["id"].as_i64().unwrap();
+    let tasks = wait_for(&app, &admin, "/api/v1/tasks?done=false", |v| {
+        v.as_array().is_some_and(|a| !a.is_empty())
+    })
+    .await;
+    let tasks = tasks.as_array().unwrap();
+    assert_eq!(
+        tasks.len(),
+        1,
+        "one callback, not one per rung agent: {tasks:?}"
+    );
+    assert_eq!(tasks[0]["lead_id"], id);
+    assert_eq!(tasks[0]["assignee_id"], maria);
+    assert!(tasks[0]["due_at"].is_string());
+    let msgs = maria_tab.until("task.created", WAIT).await;
+    let assigned: Vec<&Value> = msgs
+        .iter()
+        .filter(|m| m["type"] == "lead.assigned")
+        .collect();
+    assert_eq!(assigned.len(), 1, "{msgs:?}");
+    assert_eq!(assigned[0]["lead"]["id"], id);
+    let (_, timeline) = app
+        .get(&admin, &format!("/api/v1/leads/{id}/activities"))
+        .await;
+    let calls: Vec<&Value> = timeline["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["kind"] == "call")
+        .collect();
+    assert_eq!(calls.len(), 1, "{timeline}");
+    assert_eq!(calls[0]["payload"]["disposition"], "abandoned");
+}
+
+#[tokio::test]
+async fn the_same_calls_twice_change_nothing_and_a_reached_customer_closes_the_callback() {
+    // A missed call from Ivan, then an answered one: the second closes the first's task.
+    let fake = pbx(&["direct_no_answer", "direct_answered"]).await;
+    let app = TestApp::spawn_with(&[
+        ("RINGSIDE_DEFAULT_REGION", "RU"),
+        ("RINGSIDE_AMI_URL", &fake.url()),
+    ])
+    .await;
+    let anna_id = app.add_user("anna", "agent", None, &["101"]).await;
+    let anna = app.login("anna").await;
+    let (_, c) = app
+        .post(
+            &anna,
+            "/api/v1/contacts",
+            json!({"name": "Иван Петров", "phones": [{"number": "89161234567"}]}),
+        )
+        .await;
+    let ivan = c["id"].as_i64().unwrap();
+    fake.state().finished().await;
+    let path = format!("/api/v1/contacts/{ivan}/activities");
+    let timeline = wait_for(&app, &anna, &path, |v| {
+        v["items"]
+            .as_array()
+            .is_some_and(|a| a.iter().filter(|x| x["kind"] == "call").count() == 2)
+    })
+    .await;
+    let (_, tasks) = app
+        .get(&anna, &format!("/api/v1/tasks?contact_id={ivan}"))
+        .await;
+    let tasks = tasks.as_array().unwrap().clone();
+    assert_eq!(tasks.len(), 1, "{tasks:?}");
+    assert_eq!(tasks[0]["assignee_id"], anna_id, "the owner calls back");
+    assert_eq!(tasks[0]["done"], true, "closed by the answered call");
+    let answered = timeline["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["kind"] == "call" && a["payload"]["disposition"] == "answered")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        answered["payload"]["callbacks_closed"][0]["task_id"],
+        tasks[0]["id"]
+    );
+
+    // The same transcript again (a reconnect replaying history): nothing new.
+    drop(fake);
+    let again = pbx(&["direct_no_answer", "direct_answered"]).await;
+    let second = TestApp::spawn_beside(
+        &app,
+        &[
+            ("RINGSIDE_DEFAULT_REGION", "RU"),
+            ("RINGSIDE_AMI_URL", &again.url()),
+        ],
+    )
+    .await;
+    again.state().finished().await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (_, after) = second.get(&anna, &path).await;
+    assert_eq!(
+        after["items"].as_array().unwrap().len(),
+        timeline["items"].as_array().unwrap().len(),
+        "{after}"
+    );
+    let (_, tasks) = second
+        .get(&anna, &format!("/api/v1/tasks?contact_id={ivan}"))
+        .await;
+    assert_eq!(tasks.as_array().unwrap().len(), 1);
+}
