@@ -25,6 +25,8 @@ pub struct Config {
     pub token_ttl_hours: i64,
     pub phones: PhoneSettings,
     pub routing: RoutingSettings,
+    /// Tokens of PBXs that post call events to `/api/v1/cti/events`, by integration name.
+    pub cti_tokens: Vec<(String, String)>,
 }
 
 /// Call routing: the fallback target and the FastAGI listener.
@@ -75,6 +77,8 @@ pub struct RewriteRule {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
+    /// `name=token` pairs, comma-separated in the environment.
+    cti_tokens: Option<Vec<String>>,
     database_url: Option<String>,
     redis_url: Option<String>,
     ami_url: Option<String>,
@@ -169,6 +173,29 @@ impl Config {
                 format!("`{url}` must look like ami://user:secret@host:5038"),
             ));
         }
+        let cti_raw: Vec<String> = match lookup(env, "RINGSIDE_CTI_TOKENS") {
+            Some(v) => v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            None => fc.cti_tokens.clone().unwrap_or_default(),
+        };
+        let mut cti_tokens = Vec::new();
+        for pair in cti_raw {
+            match pair.split_once('=') {
+                Some((name, token)) if !name.trim().is_empty() && token.trim().len() >= 16 => {
+                    cti_tokens.push((name.trim().to_owned(), token.trim().to_owned()))
+                }
+                _ => {
+                    return Err(invalid(
+                        "RINGSIDE_CTI_TOKENS",
+                        "each entry must be name=token with a token of at least 16 characters",
+                    ));
+                }
+            }
+        }
         let sip_bind = get("RINGSIDE_SIP_BIND", fc.sip_bind).filter(|s| !s.is_empty());
         let http_bind_raw =
             get("RINGSIDE_HTTP_BIND", fc.http_bind).unwrap_or_else(|| "127.0.0.1:8080".to_owned());
@@ -234,6 +261,7 @@ impl Config {
             token_ttl_hours,
             phones: fc.phones,
             routing,
+            cti_tokens,
         })
     }
 }

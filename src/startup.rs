@@ -47,6 +47,7 @@ impl Server {
             feed
         });
         let dispatch = crate::dispatch::Dispatch::start(state.clone());
+        let _ = state.dispatch.set(dispatch.clone());
         if let Some(feed) = feed {
             dispatch.follow_ami(feed);
         }

@@ -192,3 +192,94 @@ async fn the_same_calls_twice_change_nothing_and_a_reached_customer_closes_the_c
         .await;
     assert_eq!(tasks.as_array().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn a_pbx_without_ami_posts_call_events_and_gets_the_same_pops_and_log() {
+    let token = "cti-secret-0123456789";
+    let app = TestApp::spawn_with(&[
+        ("RINGSIDE_DEFAULT_REGION", "DE"),
+        ("RINGSIDE_CTI_TOKENS", &format!("threecx={token}")),
+    ])
+    .await;
+    app.add_user("clara", "agent", None, &["103"]).await;
+    let clara = app.login("clara").await;
+    let (_, c) = app
+        .post(
+            &clara,
+            "/api/v1/contacts",
+            json!({"name": "Lukas Müller", "phones": [{"number": "030 123456"}]}),
+        )
+        .await;
+    let lukas = c["id"].as_i64().unwrap();
+    let mut tab = Tab::open(&app, &clara, None).await;
+
+    // Wrong or missing token, unknown event, hangup of an unknown call.
+    let (s, _) = app
+        .post(
+            "nope",
+            "/api/v1/cti/events",
+            json!({"event": "newCall", "call_id": "1", "from": "+4930123456"}),
+        )
+        .await;
+    assert_eq!(s, 401);
+    let (s, _) = app
+        .post(
+            &clara,
+            "/api/v1/cti/events",
+            json!({"event": "newCall", "call_id": "1", "from": "+4930123456"}),
+        )
+        .await;
+    assert_eq!(s, 401, "a user's token is not an integration token");
+    let (s, v) = app
+        .post(
+            token,
+            "/api/v1/cti/events",
+            json!({"event": "ring", "call_id": "1"}),
+        )
+        .await;
+    assert_eq!(s, 400, "{v}");
+    let (s, _) = app
+        .post(
+            token,
+            "/api/v1/cti/events",
+            json!({"event": "hangup", "call_id": "nope"}),
+        )
+        .await;
+    assert_eq!(s, 404);
+
+    let (s, v) = app.post(token, "/api/v1/cti/events", json!({"event": "newCall", "call_id": "c-1", "from": "004930123456", "to": "+49301000000", "extension": "103"}))
+    .await;
+    assert_eq!(s, 202, "{v}");
+    let msgs = tab.until("call.ringing", WAIT).await;
+    assert_eq!(msgs.last().unwrap()["contact"]["id"], lukas);
+    assert_eq!(
+        app.post(
+            token,
+            "/api/v1/cti/events",
+            json!({"event": "answer", "call_id": "c-1", "extension": "103"})
+        )
+        .await
+        .0,
+        202
+    );
+    assert_eq!(
+        app.post(
+            token,
+            "/api/v1/cti/events",
+            json!({"event": "hangup", "call_id": "c-1"})
+        )
+        .await
+        .0,
+        202
+    );
+    let msgs = tab.until("call.ended", WAIT).await;
+    assert_eq!(msgs.last().unwrap()["disposition"], "answered");
+    let path = format!("/api/v1/contacts/{lukas}/activities");
+    wait_for(&app, &clara, &path, |v| {
+        v["items"].as_array().is_some_and(|a| {
+            a.iter()
+                .any(|x| x["kind"] == "call" && x["payload"]["agent"] == "103")
+        })
+    })
+    .await;
+}

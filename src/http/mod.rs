@@ -6,6 +6,7 @@ pub mod auth;
 pub mod calls;
 pub mod companies;
 pub mod contacts;
+pub mod cti;
 pub mod deals;
 pub mod error;
 pub mod extract;
@@ -55,6 +56,10 @@ pub struct AppState {
     pub presence: crate::presence::Presence,
     /// Calls in progress (for linking and wrap-up while they ring or talk).
     pub live_calls: Arc<crate::dispatch::LiveCalls>,
+    /// Where adapters hand call events (set once the dispatcher runs).
+    pub dispatch: Arc<std::sync::OnceLock<crate::dispatch::Dispatch>>,
+    /// The call tracker of PBXs that post events to the CTI API.
+    pub cti_tracker: Arc<std::sync::Mutex<crate::calls::CallTracker>>,
     /// The PBX link, when one is configured.
     pub pbx: Option<crate::telephony::ami::client::AmiClient>,
     pub routing: Arc<crate::routing::Routing>,
@@ -76,6 +81,8 @@ impl AppState {
             push,
             presence,
             live_calls: Arc::default(),
+            dispatch: Arc::default(),
+            cti_tracker: Arc::default(),
             pbx: None,
             db,
             config: Arc::new(config),
@@ -138,6 +145,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(leads::router())
         .merge(lookup::router())
         .merge(calls::router())
+        .merge(cti::router())
         .merge(deals::router())
         .merge(activities::router())
         .merge(tasks::router())
