@@ -135,6 +135,12 @@ fn addr_key(address: &str) -> String {
     format!("a:{address}")
 }
 
+/// Compares two secrets in time that does not depend on where they differ.
+pub fn constant_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,10 +166,4 @@ mod tests {
         l.succeeded("anna");
         assert!(l.blocked("anna", "9.9.9.9").is_none());
     }
-}
-
-/// Compares two secrets in time that does not depend on where they differ.
-pub fn constant_eq(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
