@@ -6,7 +6,9 @@
 #  (b) server RSS per idle WebSocket connection (~19,000 connections);
 #  (c) (a) with two nodes sharing Redis, the tabs on the node without AMI.
 # Usage: benches/push-figures.sh [a] [b] [c]     (default: all three)
-# Env: CALLS (default 3000), CONNS (default 19000), REDIS (redis://127.0.0.1:6379)
+# Env: CALLS (default 3000), CONNS (default 19000), REDIS (redis://127.0.0.1:6379).
+# (c) needs a Redis nothing else uses: other instances' keys and messages on
+# the shared `ringside:` names suppress pops (see README, Performance).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ulimit -n 20000
