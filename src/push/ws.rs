@@ -64,9 +64,11 @@ pub async fn handler(
 
 async fn serve(state: AppState, user: User, after: Option<u64>, mut socket: WebSocket) {
     let hub = state.push.clone();
-    let sub = hub.subscribe(user.id, after).await;
+    // Boxed: these futures would otherwise live inline in every idle
+    // connection's task for its whole life.
+    let sub = Box::pin(hub.subscribe(user.id, after)).await;
     if hub.connected(user.id) == 1 {
-        state.presence.tab_opened(&user).await;
+        Box::pin(state.presence.tab_opened(&user)).await;
     }
     let hello = json!({
         "type": "hello",
@@ -135,6 +137,6 @@ async fn serve(state: AppState, user: User, after: Option<u64>, mut socket: WebS
     }
     let _ = socket.send(Message::Close(None)).await;
     if hub.disconnected(user.id) == 0 {
-        state.presence.tab_closed(&user).await;
+        Box::pin(state.presence.tab_closed(&user)).await;
     }
 }
