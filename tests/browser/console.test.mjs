@@ -161,7 +161,7 @@ test('search finds a contact by name and by a number written another way', async
   await page.context().close();
 });
 
-test('the lookup endpoint answers the number search (with main)', async () => {
+test('the lookup endpoint answers the number search', async () => {
   const r = await fetch(`${rs.base}/api/v1/lookup?number=${encodeURIComponent('8 (916) 123-45-67')}`, {
     headers: { authorization: `Bearer ${token}` },
   });
