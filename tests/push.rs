@@ -316,3 +316,51 @@ async fn pausing_in_the_console_pauses_the_agent_in_the_pbx_queues() {
     assert_eq!(paused.get("Paused"), Some("true"));
     assert_eq!(paused.get("Reason"), Some("lunch"));
 }
+
+#[tokio::test]
+async fn an_idle_tab_is_pinged_and_its_pong_keeps_it_open() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let app = TestApp::spawn().await;
+    app.add_user("anna", "agent", None, &["101"]).await;
+    let anna = app.login("anna").await;
+    let url = format!("{}/ws?token={anna}", app.base.replace("http://", "ws://"));
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    // Every tab is pinged once per 20 s; the first tab of a fresh server
+    // sooner (its group is the clock's first).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(25);
+    let mut pings = 0;
+    while pings < 1 {
+        let msg = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .expect("no ping within 25 s")
+            .expect("the server closed the tab")
+            .unwrap();
+        if let Message::Ping(p) = msg {
+            pings += 1;
+            ws.send(Message::Pong(p)).await.unwrap();
+        }
+    }
+    // Still open and still delivering after the pong.
+    let (s, v) = app
+        .send(
+            "PUT",
+            &anna,
+            "/api/v1/me/state",
+            json!({"state": "paused", "reason": "lunch"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    loop {
+        let msg = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("no agent.state after the pong")
+            .expect("the server closed the tab")
+            .unwrap();
+        if let Message::Text(t) = msg
+            && t.as_str().contains("\"paused\"")
+        {
+            break;
+        }
+    }
+}

@@ -52,6 +52,8 @@ pub struct AppState {
     pub callers: Arc<Callers>,
     /// Messages to users' browser tabs.
     pub push: crate::push::Hub,
+    /// Keep-alive pings of the open browser tabs.
+    pub pings: Arc<crate::push::ws::PingClock>,
     /// Agent states.
     pub presence: crate::presence::Presence,
     /// Calls in progress (for linking and wrap-up while they ring or talk).
@@ -80,6 +82,7 @@ impl AppState {
         Ok(Self {
             push,
             presence,
+            pings: Arc::default(),
             live_calls: Arc::default(),
             dispatch: Arc::default(),
             cti_tracker: Arc::default(),
