@@ -50,6 +50,8 @@ pub struct AppState {
     pub metrics: Arc<ops::Metrics>,
     /// Who owns each phone number (in memory, kept in step with `db`).
     pub callers: Arc<Callers>,
+    /// Which users each phone extension rings (in memory, kept in step with `db`).
+    pub extensions: Arc<crate::extensions::Extensions>,
     /// Messages to users' browser tabs.
     pub push: crate::push::Hub,
     /// Keep-alive pings of the open browser tabs.
@@ -73,6 +75,7 @@ impl AppState {
         let phones = PhoneNormalizer::new(&config.default_region)
             .map_err(|e| anyhow::anyhow!("default region: {e}"))?;
         let callers = Callers::load(&db, &config).await?;
+        let extensions = crate::extensions::Extensions::load(&db).await?;
         let push = match config.redis_url.as_deref() {
             Some(url) => crate::push::Hub::with_redis(url).await?,
             None => crate::push::Hub::local(),
@@ -93,6 +96,7 @@ impl AppState {
             limiter: Arc::new(LoginLimiter::new(Duration::from_secs(15 * 60), 5, 30)),
             metrics: Arc::new(ops::Metrics::default()),
             callers: Arc::new(callers),
+            extensions: Arc::new(extensions),
             routing,
         })
     }

@@ -240,6 +240,16 @@ impl Db {
         .await?)
     }
 
+    /// Every active user's extensions, as (extension, user) pairs in user order.
+    pub async fn active_extensions(&self) -> Result<Vec<(String, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT e.extension, e.user_id FROM user_extensions e JOIN users u ON u.id = e.user_id \
+             WHERE u.active = 1 ORDER BY e.user_id",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// Who watches an agent's state: the supervisors of the agent's team.
     pub async fn supervisors_of(&self, user_id: i64) -> Result<Vec<i64>> {
         Ok(sqlx::query_scalar(
