@@ -48,6 +48,10 @@ pub struct Routing {
     matcher: Matcher,
     default_target: Option<String>,
     channel_tech: String,
+    /// Held across a reload's read and swap, so a slow periodic reload that
+    /// read the table before a write cannot swap its older copy in after the
+    /// write's own reload.
+    reloading: tokio::sync::Mutex<()>,
 }
 
 /// The answer to "where should this call go".
@@ -149,6 +153,7 @@ impl Routing {
             matcher,
             default_target: config.routing.default_target.clone(),
             channel_tech: config.routing.channel_tech.clone(),
+            reloading: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -189,6 +194,7 @@ impl Routing {
 
     /// Re-reads rules, users and teams.
     pub async fn reload(&self, db: &Db) -> crate::store::Result<()> {
+        let _one_at_a_time = self.reloading.lock().await;
         let rows = db.routing_rules().await?;
         let users = db.routing_users().await?;
         let set = self.compile(&rows);
