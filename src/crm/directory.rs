@@ -71,6 +71,11 @@ impl Callers {
         self.index.lookup_raw(raw, &self.matcher)
     }
 
+    /// The card(s) for a number already in E.164.
+    pub fn lookup_e164(&self, number: &E164) -> Lookup {
+        self.index.lookup(number)
+    }
+
     /// The caller's number in E.164, when it is one.
     pub fn e164(&self, raw: &str) -> Option<E164> {
         match self.matcher.classify(raw) {

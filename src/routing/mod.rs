@@ -23,7 +23,7 @@ use utoipa::ToSchema;
 
 use crate::config::Config;
 use crate::crm::caller::{Caller, Matcher};
-use crate::crm::phones::PhoneNormalizer;
+use crate::crm::phones::{E164, PhoneNormalizer};
 use crate::http::AppState;
 use crate::store::Db;
 use engine::{CallerOwner, Purpose, RoundRobin, RouteContext, RouteRequest, RouteUser, RuleSet};
@@ -239,8 +239,13 @@ impl Routing {
     /// The caller's CRM record and its owner: the one contact with the
     /// number, else the newest open lead. Several contacts sharing the number
     /// give no owner (never guessed).
-    async fn caller_owner(&self, state: &AppState, e164: &str) -> Option<CallerOwner> {
-        let holders = match state.db.number_holders(e164).await {
+    async fn caller_owner(&self, state: &AppState, e164: &E164) -> Option<CallerOwner> {
+        // A number on no card (most first-time callers) needs no read: the
+        // caller index is kept in step with every write to phones.
+        if let crate::crm::index::Lookup::None { .. } = state.callers.lookup_e164(e164) {
+            return None;
+        }
+        let holders = match state.db.number_holders(e164.as_str()).await {
             Ok(h) => h,
             Err(e) => {
                 tracing::warn!(error = %e, "routing: owner lookup failed");
@@ -289,7 +294,7 @@ impl Routing {
             _ => None,
         };
         let owner = match &e164 {
-            Some(e) => self.caller_owner(state, e.as_str()).await,
+            Some(e) => self.caller_owner(state, e).await,
             None => None,
         };
         let set = self.rule_set();
