@@ -285,9 +285,6 @@ async fn run_call(state: AppState, call_id: String, mut rx: mpsc::UnboundedRecei
     }
 }
 
-/// How soon a missed caller should be called back.
-pub const CALLBACK_SLA: std::time::Duration = std::time::Duration::from_secs(15 * 60);
-
 /// The finished call's outputs: an unknown inbound caller becomes a lead
 /// (one per number: a repeat caller reuses the open one) assigned by the
 /// routing rules; a missed inbound call becomes one callback task; a call
@@ -378,7 +375,12 @@ async fn log_call(state: &AppState, s: &CallSession, party: Option<Party>) {
             .clone()
             .filter(|n| !n.is_empty() && n != "<unknown>")
             .unwrap_or_else(|| customer.clone());
-        let due = at + CALLBACK_SLA.as_millis() as i64;
+        // `[callbacks]`: so many minutes of working time after the call.
+        let due = state
+            .config
+            .callbacks
+            .due(s.ended_at.unwrap_or(s.started_at))
+            .timestamp_millis();
         match state
             .db
             .create_callback_task(

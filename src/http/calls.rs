@@ -26,16 +26,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(dial))
 }
 
-/// The disposition codes agents pick from after a call.
-pub const DISPOSITIONS: &[(&str, &str)] = &[
-    ("sale", "Sale"),
-    ("callback", "Callback requested"),
-    ("info", "Information given"),
-    ("complaint", "Complaint"),
-    ("wrong_number", "Wrong number"),
-    ("no_interest", "Not interested"),
-];
-
 #[derive(Serialize, ToSchema)]
 pub struct StateView {
     pub state: AgentState,
@@ -105,16 +95,23 @@ async fn agents(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json
 
 #[derive(Serialize, ToSchema)]
 pub struct Disposition {
-    pub code: &'static str,
-    pub label: &'static str,
+    pub code: String,
+    pub label: String,
 }
 
+/// The wrap-up codes agents pick from after a call (`[calls] dispositions`).
 #[utoipa::path(get, path = "/api/v1/dispositions", tag = "calls", responses((status = 200, body = Vec<Disposition>)))]
-async fn dispositions(_user: AuthUser) -> Json<Vec<Disposition>> {
+async fn dispositions(State(state): State<AppState>, _user: AuthUser) -> Json<Vec<Disposition>> {
     Json(
-        DISPOSITIONS
+        state
+            .config
+            .calls
+            .dispositions
             .iter()
-            .map(|(code, label)| Disposition { code, label })
+            .map(|d| Disposition {
+                code: d.code.clone(),
+                label: d.label.clone(),
+            })
             .collect(),
     )
 }
@@ -144,8 +141,9 @@ async fn wrap_up(
     Json(req): Json<WrapUpInput>,
 ) -> ApiResult<(StatusCode, Json<Activity>)> {
     let note = optional_text("note", req.note.as_deref().unwrap_or("").trim(), 10_000)?.to_owned();
+    let codes = &state.config.calls;
     let disposition = match req.disposition.as_deref().filter(|d| !d.is_empty()) {
-        Some(d) if DISPOSITIONS.iter().any(|(c, _)| *c == d) => Some(d.to_owned()),
+        Some(d) if codes.disposition(d).is_some() => Some(d.to_owned()),
         Some(d) => {
             return Err(ApiError::bad_request(format!(
                 "disposition: `{d}` is not a known code (GET /api/v1/dispositions)"
@@ -163,8 +161,8 @@ async fn wrap_up(
     };
     let label = disposition
         .as_deref()
-        .and_then(|d| DISPOSITIONS.iter().find(|(c, _)| *c == d))
-        .map(|(_, l)| *l);
+        .and_then(|d| codes.disposition(d))
+        .map(|d| d.label.as_str());
     let body = match (label, note.is_empty()) {
         (Some(l), true) => l.to_owned(),
         (Some(l), false) => format!("{l}: {note}"),
