@@ -31,6 +31,17 @@ pub enum Direction {
     Internal,
 }
 
+impl Direction {
+    /// The name used in records and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+            Direction::Internal => "internal",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Disposition {
@@ -39,6 +50,27 @@ pub enum Disposition {
     NoAnswer,
     Busy,
     Failed,
+}
+
+impl Disposition {
+    pub const ALL: [Disposition; 5] = [
+        Disposition::Answered,
+        Disposition::Abandoned,
+        Disposition::NoAnswer,
+        Disposition::Busy,
+        Disposition::Failed,
+    ];
+
+    /// The name used in records and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Disposition::Answered => "answered",
+            Disposition::Abandoned => "abandoned",
+            Disposition::NoAnswer => "no_answer",
+            Disposition::Busy => "busy",
+            Disposition::Failed => "failed",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -740,6 +772,16 @@ mod tests {
         assert_eq!(s.agent.as_deref(), Some("101"));
         assert_eq!(s.ring_seconds(), 2.0);
         assert_eq!(s.talk_seconds(), 5.0);
+    }
+
+    #[test]
+    fn names_match_the_record_json() {
+        for d in Disposition::ALL {
+            assert_eq!(serde_json::to_value(d).unwrap(), d.as_str());
+        }
+        for d in [Direction::Inbound, Direction::Outbound, Direction::Internal] {
+            assert_eq!(serde_json::to_value(d).unwrap(), d.as_str());
+        }
     }
 
     #[test]
