@@ -585,8 +585,17 @@ async fn call_outputs(
 }
 
 /// A lead for an unknown caller, assigned by the routing rules and announced
-/// to its manager.
+/// to its manager. A lead another writer made for the number meanwhile (the
+/// caller index catches up with other nodes every few seconds) is reused.
 async fn new_lead(state: &AppState, s: &CallSession, e164: &str) -> Option<i64> {
+    match state.db.open_lead_for(e164).await {
+        Ok(Some(lead)) => {
+            state.index_lead(&lead);
+            return Some(lead.id);
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot look for an open lead"),
+    }
     let manager = state.routing.assign_lead(state, e164).await;
     let name = s
         .caller
