@@ -503,6 +503,12 @@ mod tests {
         assert_eq!(v["rang"], serde_json::json!(["101", "102"]));
         assert!(v["agent"].is_null());
         assert!((v["ring_s"].as_f64().unwrap_or(0.0) - 8.0).abs() <= 1.0);
+        assert_eq!(v["segments"], serde_json::json!([]));
+        assert_eq!(v["hold_s"], 0.0);
+        assert_eq!(
+            v["cause"],
+            serde_json::json!({"code": 0, "text": "Unknown"})
+        );
         for k in [
             "call_id",
             "callee",
@@ -513,6 +519,9 @@ mod tests {
             "talk_s",
             "transfers",
             "recording",
+            "segments",
+            "hold_s",
+            "cause",
         ] {
             assert!(v.get(k).is_some(), "missing {k}");
         }
