@@ -1,11 +1,12 @@
 //! What happens when the call tracker says something: screen pops to the
 //! users whose phones ring, `call.answered` / `call.ended` to close them,
-//! agent states, and the finished call on the caller's timeline.
+//! agent states, and the finished call: claimed in the call log, then its
+//! lead, callback and place on the caller's timeline.
 //!
 //! Owns the hand-off from tracker output to the outputs (push, presence,
-//! timeline). Input is PBX-neutral (`Moment`, `CallEvent`, `CallSession`);
-//! every call gets its own worker so its messages keep their order while
-//! calls proceed independently.
+//! call log, timeline). Input is PBX-neutral (`Moment`, `CallEvent`,
+//! `CallSession`); every call gets its own worker so its messages keep their
+//! order while calls proceed independently.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
