@@ -69,38 +69,3 @@ CREATE TABLE call_segments (
     PRIMARY KEY (call_id, position)
 );
 CREATE INDEX call_segments_user ON call_segments(user_id, started_at);
-
--- Calls logged before this table existed, from their timeline entries (the
--- call record is the entry's payload), so they count as claimed.
-INSERT INTO calls (call_id, direction, caller, caller_name, callee, did, queue, agent,
-                   agent_user_id, disposition, recording, transfers, started_at,
-                   answered_at, ended_at, ring_ms, talk_ms, contact_id, lead_id, created_at)
-SELECT a.call_id,
-       COALESCE(json_extract(a.payload, '$.direction'), 'inbound'),
-       COALESCE(json_extract(a.payload, '$.caller'), ''),
-       json_extract(a.payload, '$.caller_name'),
-       json_extract(a.payload, '$.callee'),
-       json_extract(a.payload, '$.did'),
-       json_extract(a.payload, '$.queue'),
-       json_extract(a.payload, '$.agent'),
-       (SELECT e.user_id FROM user_extensions e WHERE e.extension = json_extract(a.payload, '$.agent')),
-       COALESCE(json_extract(a.payload, '$.disposition'), 'failed'),
-       json_extract(a.payload, '$.recording'),
-       COALESCE(json_extract(a.payload, '$.transfers'), '[]'),
-       a.occurred_at,
-       CAST(ROUND((julianday(json_extract(a.payload, '$.answered_at')) - 2440587.5) * 86400000) AS INTEGER),
-       CAST(ROUND((julianday(json_extract(a.payload, '$.ended_at')) - 2440587.5) * 86400000) AS INTEGER),
-       CAST(ROUND(COALESCE(json_extract(a.payload, '$.ring_s'), 0) * 1000) AS INTEGER),
-       CAST(ROUND(COALESCE(json_extract(a.payload, '$.talk_s'), 0) * 1000) AS INTEGER),
-       a.contact_id,
-       a.lead_id,
-       a.created_at
-FROM activities a
-WHERE a.kind = 'call' AND a.call_id IS NOT NULL AND json_valid(a.payload);
-
-INSERT INTO call_rings (call_id, position, extension, user_id)
-SELECT a.call_id, r.key, r.value,
-       (SELECT e.user_id FROM user_extensions e WHERE e.extension = r.value)
-FROM activities a, json_each(a.payload, '$.rang') r
-WHERE a.kind = 'call' AND a.call_id IS NOT NULL AND json_valid(a.payload)
-  AND json_type(a.payload, '$.rang') = 'array';
