@@ -196,18 +196,24 @@ fn start_server(
                 .unwrap()
                 .id;
         }
-        db.create_contact(&ContactData {
-            name: "Jens".into(),
-            owner_id: Some(agent),
-            phones: vec![Phone {
-                raw: "+49 30 123456".into(),
-                e164: "+4930123456".into(),
-                kind: "work".into(),
-            }],
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+        let jens = db
+            .create_contact(&ContactData {
+                name: "Jens".into(),
+                owner_id: Some(agent),
+                phones: vec![Phone {
+                    raw: "+49 30 123456".into(),
+                    e164: "+4930123456".into(),
+                    kind: "work".into(),
+                }],
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        // As the API does after a write, so the caller index knows Jens now.
+        server.state.index_numbers(
+            ringside::crm::index::Party::Contact(jens.id),
+            ["+4930123456"],
+        );
         for input in [
             RuleInput {
                 kind: Some("sticky".into()),

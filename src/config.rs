@@ -27,6 +27,74 @@ pub struct Config {
     pub routing: RoutingSettings,
     /// Tokens of PBXs that post call events to `/api/v1/cti/events`, by integration name.
     pub cti_tokens: Vec<(String, String)>,
+    pub calls: CallSettings,
+    pub callbacks: CallbackSettings,
+}
+
+/// `[calls]`: what agents pick from when they wrap a call up.
+#[derive(Debug, Clone)]
+pub struct CallSettings {
+    /// Wrap-up codes in the order the console lists them.
+    pub dispositions: Vec<WrapUpCode>,
+}
+
+/// One wrap-up choice: `code` is stored and filtered on, `label` is shown.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WrapUpCode {
+    pub code: String,
+    pub label: String,
+}
+
+impl CallSettings {
+    pub fn disposition(&self, code: &str) -> Option<&WrapUpCode> {
+        self.dispositions.iter().find(|d| d.code == code)
+    }
+}
+
+/// The wrap-up codes when `[calls] dispositions` is not set.
+pub const DEFAULT_DISPOSITIONS: &[(&str, &str)] = &[
+    ("sale", "Sale"),
+    ("callback", "Callback requested"),
+    ("info", "Information given"),
+    ("complaint", "Complaint"),
+    ("wrong_number", "Wrong number"),
+    ("no_interest", "Not interested"),
+];
+
+/// `[callbacks]`: when a missed call's callback task is due.
+#[derive(Debug, Clone)]
+pub struct CallbackSettings {
+    /// Minutes of working time between the missed call and the deadline.
+    pub sla_minutes: u32,
+    /// Working hours; unset: every minute counts.
+    pub hours: Option<crate::routing::rules::Schedule>,
+}
+
+impl CallbackSettings {
+    /// When a callback for a call missed at `missed` is due.
+    pub fn due(&self, missed: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+        let work = chrono::TimeDelta::minutes(i64::from(self.sla_minutes));
+        match &self.hours {
+            Some(h) => h.after_open_time(missed, work),
+            None => missed + work,
+        }
+    }
+}
+
+/// `[calls]` in the file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CallsFile {
+    dispositions: Option<Vec<WrapUpCode>>,
+}
+
+/// `[callbacks]` in the file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CallbacksFile {
+    sla_minutes: Option<i64>,
+    hours: Option<crate::routing::rules::ScheduleSpec>,
 }
 
 /// Call routing: the fallback target and the FastAGI listener.
@@ -92,6 +160,10 @@ struct FileConfig {
     phones: PhoneSettings,
     #[serde(default)]
     routing: RoutingFile,
+    #[serde(default)]
+    calls: CallsFile,
+    #[serde(default)]
+    callbacks: CallbacksFile,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -249,6 +321,8 @@ impl Config {
             return Err(invalid(key, e.to_string()));
         }
         let routing = routing_settings(env, fc.routing)?;
+        let calls = call_settings(fc.calls)?;
+        let callbacks = callback_settings(env, fc.callbacks)?;
         Ok(Config {
             database_url,
             redis_url,
@@ -262,8 +336,120 @@ impl Config {
             phones: fc.phones,
             routing,
             cti_tokens,
+            calls,
+            callbacks,
         })
     }
+}
+
+/// Longest wrap-up code and label, and most codes in the list.
+const MAX_CODE: usize = 32;
+const MAX_LABEL: usize = 100;
+const MAX_DISPOSITIONS: usize = 100;
+
+fn call_settings(file: CallsFile) -> Result<CallSettings, ConfigError> {
+    let key = "calls.dispositions";
+    let list = match file.dispositions {
+        Some(list) => list,
+        None => {
+            return Ok(CallSettings {
+                dispositions: DEFAULT_DISPOSITIONS
+                    .iter()
+                    .map(|(code, label)| WrapUpCode {
+                        code: (*code).to_owned(),
+                        label: (*label).to_owned(),
+                    })
+                    .collect(),
+            });
+        }
+    };
+    if list.len() > MAX_DISPOSITIONS {
+        return Err(invalid(
+            key,
+            format!("at most {MAX_DISPOSITIONS} codes, not {}", list.len()),
+        ));
+    }
+    let mut out: Vec<WrapUpCode> = Vec::with_capacity(list.len());
+    for (i, d) in list.into_iter().enumerate() {
+        let n = i + 1;
+        let code = d.code.trim();
+        if code.is_empty() || code.len() > MAX_CODE {
+            return Err(invalid(
+                key,
+                format!("entry {n}: a code is 1 to {MAX_CODE} characters"),
+            ));
+        }
+        if !code
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        {
+            return Err(invalid(
+                key,
+                format!(
+                    "entry {n}: code `{}` may hold only letters, digits and _ - .",
+                    code.escape_default()
+                ),
+            ));
+        }
+        let label = d.label.trim();
+        if label.is_empty() || label.chars().count() > MAX_LABEL {
+            return Err(invalid(
+                key,
+                format!("entry {n} (`{code}`): a label is 1 to {MAX_LABEL} characters"),
+            ));
+        }
+        if label.chars().any(char::is_control) {
+            return Err(invalid(
+                key,
+                format!("entry {n} (`{code}`): the label contains control characters"),
+            ));
+        }
+        if out.iter().any(|o| o.code == code) {
+            return Err(invalid(
+                key,
+                format!("entry {n}: code `{code}` is listed twice"),
+            ));
+        }
+        out.push(WrapUpCode {
+            code: code.to_owned(),
+            label: label.to_owned(),
+        });
+    }
+    Ok(CallSettings { dispositions: out })
+}
+
+/// A week: the longest callback deadline that still reads as a deadline.
+const MAX_SLA_MINUTES: i64 = 7 * 24 * 60;
+
+fn callback_settings(
+    env: &[(String, String)],
+    file: CallbacksFile,
+) -> Result<CallbackSettings, ConfigError> {
+    let key = "RINGSIDE_CALLBACKS_SLA_MINUTES";
+    let sla = match lookup(env, key).filter(|v| !v.is_empty()) {
+        Some(v) => v
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| invalid(key, format!("`{v}` is not a number of minutes")))?,
+        None => file.sla_minutes.unwrap_or(15),
+    };
+    if !(1..=MAX_SLA_MINUTES).contains(&sla) {
+        return Err(invalid(
+            key,
+            format!("must be between 1 and {MAX_SLA_MINUTES} minutes, not {sla}"),
+        ));
+    }
+    let hours = match file.hours {
+        Some(spec) => Some(
+            spec.parse("callbacks.hours")
+                .map_err(|e| invalid("callbacks.hours", e))?,
+        ),
+        None => None,
+    };
+    Ok(CallbackSettings {
+        sla_minutes: sla as u32,
+        hours,
+    })
 }
 
 fn routing_settings(
@@ -414,6 +600,141 @@ mod tests {
         let defaults = Config::load_from(None, &env(&[])).unwrap();
         assert_eq!(defaults.routing.agi_bind, None);
         assert_eq!(defaults.routing.default_target, None);
+    }
+
+    #[test]
+    fn dispositions_default_to_six_and_bad_lists_are_refused() {
+        let c = Config::load_from(None, &env(&[])).unwrap();
+        let codes: Vec<&str> = c
+            .calls
+            .dispositions
+            .iter()
+            .map(|d| d.code.as_str())
+            .collect();
+        assert_eq!(
+            codes,
+            [
+                "sale",
+                "callback",
+                "info",
+                "complaint",
+                "wrong_number",
+                "no_interest"
+            ]
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ringside.toml");
+        std::fs::write(
+            &path,
+            "[calls]\ndispositions = [{ code = \"sale\", label = \"Продажа\" }, { code = \"demo-booked\", label = \" Demo booked \" }]\n",
+        )
+        .unwrap();
+        let c = Config::load_from(Some(&path), &env(&[])).unwrap();
+        assert_eq!(c.calls.dispositions.len(), 2);
+        assert_eq!(
+            c.calls.disposition("demo-booked").unwrap().label,
+            "Demo booked"
+        );
+        assert!(c.calls.disposition("info").is_none());
+        let long = "x".repeat(33);
+        for (list, needle) in [
+            (
+                "{ code = \"sale\", label = \"A\" }, { code = \"sale\", label = \"B\" }",
+                "twice",
+            ),
+            ("{ code = \" \", label = \"A\" }", "1 to 32"),
+            (
+                &format!("{{ code = \"{long}\", label = \"A\" }}"),
+                "1 to 32",
+            ),
+            ("{ code = \"a b\", label = \"A\" }", "only letters"),
+            ("{ code = \"a\", label = \"\" }", "label"),
+            ("{ code = \"a\", label = \"A\\u0007\" }", "control"),
+        ] {
+            std::fs::write(&path, format!("[calls]\ndispositions = [{list}]\n")).unwrap();
+            let err = Config::load_from(Some(&path), &env(&[]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with("calls.dispositions"), "{list}: {err}");
+            assert!(err.contains(needle), "{list}: {err}");
+        }
+        std::fs::write(&path, "[calls]\ndispositions = [{ code = \"a\" }]\n").unwrap();
+        assert!(
+            Config::load_from(Some(&path), &env(&[])).is_err(),
+            "a label is required"
+        );
+    }
+
+    #[test]
+    fn callback_deadline_settings() {
+        use chrono::TimeZone;
+        let c = Config::load_from(None, &env(&[])).unwrap();
+        assert_eq!(c.callbacks.sla_minutes, 15);
+        assert!(c.callbacks.hours.is_none());
+        let at = chrono::Utc
+            .with_ymd_and_hms(2026, 11, 23, 18, 0, 0)
+            .unwrap();
+        assert_eq!(c.callbacks.due(at), at + chrono::TimeDelta::minutes(15));
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ringside.toml");
+        std::fs::write(
+            &path,
+            "[callbacks]\nsla_minutes = 30\nhours = { timezone = \"Europe/Moscow\", days = [\"mon-fri\"], from = \"09:00\", to = \"18:00\" }\n",
+        )
+        .unwrap();
+        let c = Config::load_from(Some(&path), &env(&[])).unwrap();
+        assert_eq!(c.callbacks.sla_minutes, 30);
+        // Monday 21:00 in Moscow: due Tuesday 09:30 Moscow (06:30 UTC).
+        assert_eq!(
+            c.callbacks.due(at),
+            chrono::Utc
+                .with_ymd_and_hms(2026, 11, 24, 6, 30, 0)
+                .unwrap()
+        );
+        let c = Config::load_from(
+            Some(&path),
+            &env(&[("RINGSIDE_CALLBACKS_SLA_MINUTES", "5")]),
+        )
+        .unwrap();
+        assert_eq!(c.callbacks.sla_minutes, 5);
+        for v in ["0", "-3", "ten", "20000"] {
+            let err = Config::load_from(None, &env(&[("RINGSIDE_CALLBACKS_SLA_MINUTES", v)]))
+                .unwrap_err();
+            assert!(
+                err.to_string()
+                    .starts_with("RINGSIDE_CALLBACKS_SLA_MINUTES"),
+                "{err}"
+            );
+        }
+        for (text, needle) in [
+            (
+                "[callbacks]\nhours = { timezone = \"Mars/Base\", days = [\"mon\"], from = \"09:00\", to = \"18:00\" }\n",
+                "callbacks.hours.timezone",
+            ),
+            (
+                "[callbacks]\nhours = { timezone = \"UTC\", days = [\"someday\"], from = \"09:00\", to = \"18:00\" }\n",
+                "callbacks.hours.days",
+            ),
+            (
+                "[callbacks]\nhours = { timezone = \"UTC\", days = [\"mon\"], from = \"9am\", to = \"18:00\" }\n",
+                "callbacks.hours.from",
+            ),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let err = Config::load_from(Some(&path), &env(&[]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with("callbacks.hours"), "{err}");
+            assert!(err.contains(needle), "{err}");
+        }
+        std::fs::write(&path, "[callbacks]\nsla_minutes = 0\n").unwrap();
+        assert!(Config::load_from(Some(&path), &env(&[])).is_err());
+        std::fs::write(&path, "[callbacks]\nsla = 10\n").unwrap();
+        let err = Config::load_from(Some(&path), &env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("sla"), "typos are reported: {err}");
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! What happens when the call tracker says something: screen pops to the
 //! users whose phones ring, `call.answered` / `call.ended` to close them,
-//! agent states, and the finished call on the caller's timeline.
+//! agent states, and the finished call: claimed in the call log, then its
+//! lead, callback and place on the caller's timeline.
 //!
 //! Owns the hand-off from tracker output to the outputs (push, presence,
-//! timeline). Input is PBX-neutral (`Moment`, `CallEvent`, `CallSession`);
-//! every call gets its own worker so its messages keep their order while
-//! calls proceed independently.
+//! call log, timeline). Input is PBX-neutral (`Moment`, `CallEvent`,
+//! `CallSession`); every call gets its own worker so its messages keep their
+//! order while calls proceed independently.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -14,11 +15,14 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use crate::calls::{CallEvent, CallEventKind, CallSession, Moment};
+use crate::calls::{
+    CallEvent, CallEventKind, CallRecord, CallSession, Direction, Disposition, Moment,
+};
 use crate::crm::directory::{Card, Reason, identify};
-use crate::crm::index::Party;
+use crate::crm::index::{Lookup, NoMatch, Party};
 use crate::http::AppState;
 use crate::store::activities::NewActivity;
+use crate::store::calls::{NewCall, NewSegment, WrapUp};
 
 /// What one call's worker is told, in order.
 enum Work {
@@ -39,11 +43,35 @@ pub struct LiveCall {
     pub party: Option<Party>,
     /// Users whose phones rang for this call.
     pub users: Vec<i64>,
+    /// The agent's wrap-up, when given before the call was logged.
+    pub wrapup: Option<WrapUp>,
 }
 
 impl LiveCalls {
     pub fn get(&self, call_id: &str) -> Option<LiveCall> {
         self.lock().get(call_id).cloned()
+    }
+
+    /// Keeps a wrap-up for the call's log row; `false` when the call is not
+    /// live (it is logged, or unknown). An absent code or note keeps the
+    /// earlier one, as on the logged call.
+    pub fn wrap_up(&self, call_id: &str, w: WrapUp) -> bool {
+        match self.lock().get_mut(call_id) {
+            Some(c) => {
+                let old = c.wrapup.take();
+                c.wrapup = Some(WrapUp {
+                    code: w.code.or_else(|| old.as_ref().and_then(|o| o.code.clone())),
+                    note: w.note.or_else(|| old.and_then(|o| o.note)),
+                    ..w
+                });
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn remove(&self, call_id: &str) -> Option<LiveCall> {
+        self.lock().remove(call_id)
     }
 
     /// Puts the call on this card's timeline (an agent's pick among candidates).
@@ -356,57 +384,189 @@ async fn run_call(state: AppState, call_id: String, mut rx: mpsc::UnboundedRecei
                         .await;
                     state.presence.call_over(*u, &call_id).await;
                 }
-                let live = state.live_calls.lock().remove(&call_id);
-                log_call(&state, &s, live.and_then(|l| l.party)).await;
+                log_call(&state, &s).await;
                 break;
             }
         }
     }
 }
 
-/// How soon a missed caller should be called back.
-pub const CALLBACK_SLA: std::time::Duration = std::time::Duration::from_secs(15 * 60);
-
-/// The finished call's outputs: an unknown inbound caller becomes a lead
-/// (one per number: a repeat caller reuses the open one) assigned by the
-/// routing rules; a missed inbound call becomes one callback task; a call
-/// that reaches the customer closes their open callbacks; and the call goes
-/// on the card's timeline once per PBX call id.
-async fn log_call(state: &AppState, s: &CallSession, party: Option<Party>) {
-    match state.db.call_party(&s.call_id).await {
-        Ok(Some(_)) => return, // already logged: a replay, a reconnect, another node
-        Ok(None) => {}
-        Err(e) => {
-            tracing::warn!(call_id = %s.call_id, error = %e, "cannot check the call log");
-            return;
-        }
-    }
+/// The finished call's outputs. The call is claimed first: its `calls` row
+/// is written unless someone wrote it already (a replay, a reconnect,
+/// another node), and only the claimant goes on. An unknown inbound caller
+/// becomes a lead (one per number: a repeat caller reuses the open one)
+/// assigned by the routing rules; a missed inbound call becomes one callback
+/// task, due after `[callbacks]` working time; a call that reaches the
+/// customer closes their open callbacks; and the call goes on the card's
+/// timeline. The live call stays known until then, so a wrap-up or a pick of
+/// the card made meanwhile lands on the logged call.
+async fn log_call(state: &AppState, s: &CallSession) {
+    let live = state.live_calls.get(&s.call_id).unwrap_or_default();
     let record = s.to_record(Some(state.phones.as_ref()));
     let direction = s.direction();
     let customer = match direction {
-        crate::calls::Direction::Inbound => s.caller.number.trim().to_owned(),
-        crate::calls::Direction::Outbound => record.callee.clone().unwrap_or_default(),
-        crate::calls::Direction::Internal => return,
+        Direction::Inbound => s.caller.number.trim().to_owned(),
+        Direction::Outbound => record.callee.clone().unwrap_or_default(),
+        Direction::Internal => String::new(),
     };
-    let found = state.callers.lookup(&customer);
-    let mut party = party.or(match &found {
-        crate::crm::index::Lookup::Exact(p) => Some(*p),
+    let found = (direction != Direction::Internal).then(|| state.callers.lookup(&customer));
+    let party = live.party.or(match &found {
+        Some(Lookup::Exact(p)) => Some(*p),
         _ => None,
     });
-    if party.is_none()
-        && direction == crate::calls::Direction::Inbound
-        && let crate::crm::index::Lookup::None {
-            reason: crate::crm::index::NoMatch::Unknown(e164),
-        } = &found
-    {
-        party = new_lead(state, s, e164.as_str()).await.map(Party::Lead);
+    let (mut contact_id, mut lead_id) = card_of(party);
+    let row = call_row(state, s, &record, contact_id, lead_id, live.wrapup.clone()).await;
+    match state.db.claim_call(&row).await {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::debug!(call_id = %s.call_id, "call logged already");
+            state.live_calls.remove(&s.call_id);
+            return;
+        }
+        Err(e) => {
+            tracing::warn!(call_id = %s.call_id, error = %e, "cannot log the call");
+            state.live_calls.remove(&s.call_id);
+            return;
+        }
     }
-    let Some(party) = party else { return };
-    let (contact_id, lead_id) = match party {
-        Party::Contact(id) => (Some(id), None),
-        Party::Lead(id) => (None, Some(id)),
-        Party::Company(_) => return,
+    if party.is_none()
+        && direction == Direction::Inbound
+        && let Some(Lookup::None {
+            reason: NoMatch::Unknown(e164),
+        }) = &found
+        && let Some(lead) = new_lead(state, s, e164.as_str()).await
+    {
+        lead_id = Some(lead);
+        contact_id = None;
+        if let Err(e) = state.db.set_call_card(&s.call_id, None, lead_id).await {
+            tracing::warn!(call_id = %s.call_id, error = %e, "cannot put the call on the lead");
+        }
+    }
+    if contact_id.is_some() || lead_id.is_some() {
+        call_outputs(state, s, &record, &customer, contact_id, lead_id).await;
+    }
+    // A wrap-up or a card picked while the call was being logged.
+    if let Some(now) = state.live_calls.remove(&s.call_id) {
+        if now.wrapup != live.wrapup
+            && let Some(w) = &now.wrapup
+            && let Err(e) = state.db.wrap_up_call(&s.call_id, w).await
+        {
+            tracing::warn!(call_id = %s.call_id, error = %e, "cannot store the wrap-up");
+        }
+        if now.party != live.party
+            && let Some(Party::Contact(id)) = now.party
+            && let Err(e) = state.db.relink_call(&s.call_id, id).await
+        {
+            tracing::warn!(call_id = %s.call_id, error = %e, "cannot move the call");
+        }
+    }
+}
+
+/// The columns of a card: a contact or a lead (a company's number puts no
+/// card on the call).
+fn card_of(party: Option<Party>) -> (Option<i64>, Option<i64>) {
+    match party {
+        Some(Party::Contact(id)) => (Some(id), None),
+        Some(Party::Lead(id)) => (None, Some(id)),
+        Some(Party::Company(_)) | None => (None, None),
+    }
+}
+
+/// The `calls` row of a finished session, with the users behind its extensions.
+async fn call_row(
+    state: &AppState,
+    s: &CallSession,
+    record: &CallRecord,
+    contact_id: Option<i64>,
+    lead_id: Option<i64>,
+    wrapup: Option<WrapUp>,
+) -> NewCall {
+    let mut users: HashMap<String, Vec<i64>> = HashMap::new();
+    let exts = s
+        .rang
+        .iter()
+        .chain(&s.agent)
+        .chain(&s.originator)
+        .chain(s.segments.iter().map(|g| &g.agent));
+    for ext in exts {
+        if !users.contains_key(ext) {
+            let found = match state.db.users_for_extension(ext).await {
+                Ok(u) => u,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot find who has extension {ext}");
+                    Vec::new()
+                }
+            };
+            users.insert(ext.clone(), found);
+        }
+    }
+    let first = |ext: &Option<String>| {
+        ext.as_ref()
+            .and_then(|e| users.get(e))
+            .and_then(|u| u.first().copied())
     };
+    let ms = |t: chrono::DateTime<chrono::Utc>| t.timestamp_millis();
+    let end = s.ended_at.unwrap_or(s.started_at);
+    NewCall {
+        call_id: s.call_id.clone(),
+        direction: record.direction.as_str().to_owned(),
+        caller: record.caller.clone(),
+        caller_name: record.caller_name.clone(),
+        callee: record.callee.clone(),
+        did: record.did.clone(),
+        queue: record.queue.clone(),
+        originator: s.originator.clone(),
+        originator_user_id: first(&s.originator),
+        agent: s.agent.clone(),
+        agent_user_id: first(&s.agent),
+        disposition: record.disposition.as_str().to_owned(),
+        cause: s
+            .cause
+            .as_ref()
+            .map(|c| (i64::from(c.code), c.text.clone())),
+        recording: record.recording.clone(),
+        transfers: serde_json::to_value(&record.transfers).unwrap_or(Value::Null),
+        started_at: ms(s.started_at),
+        answered_at: s.answered_at.map(ms),
+        ended_at: s.ended_at.map(ms),
+        ring_ms: (s.answered_at.unwrap_or(end) - s.started_at)
+            .num_milliseconds()
+            .max(0),
+        talk_ms: s
+            .answered_at
+            .map_or(0, |a| (end - a).num_milliseconds().max(0)),
+        hold_ms: s.hold.num_milliseconds().max(0),
+        contact_id,
+        lead_id,
+        rings: s
+            .rang
+            .iter()
+            .map(|ext| (ext.clone(), users.get(ext).cloned().unwrap_or_default()))
+            .collect(),
+        segments: s
+            .segments
+            .iter()
+            .map(|g| NewSegment {
+                extension: g.agent.clone(),
+                user_id: first(&Some(g.agent.clone())),
+                started_at: ms(g.started_at),
+                ended_at: ms(g.ended_at.unwrap_or(end)),
+            })
+            .collect(),
+        wrapup,
+    }
+}
+
+/// What a claimed call on a card leads to: its callbacks closed or one
+/// made, and its timeline entry.
+async fn call_outputs(
+    state: &AppState,
+    s: &CallSession,
+    record: &CallRecord,
+    customer: &str,
+    contact_id: Option<i64>,
+    lead_id: Option<i64>,
+) {
     let author_id = match s.agent.as_deref().or(s.originator.as_deref()) {
         Some(ext) => state
             .db
@@ -417,14 +577,16 @@ async fn log_call(state: &AppState, s: &CallSession, party: Option<Party>) {
         None => None,
     };
     let disposition = s.disposition();
-    let mut payload = serde_json::to_value(&record).unwrap_or(Value::Null);
-    let at = s.ended_at.unwrap_or(s.started_at).timestamp_millis();
-    if disposition == crate::calls::Disposition::Answered {
+    let mut payload = serde_json::to_value(record).unwrap_or(Value::Null);
+    let ended = s.ended_at.unwrap_or(s.started_at);
+    if disposition == Disposition::Answered {
+        // The customer was reached when the call was answered.
+        let at = s.answered_at.unwrap_or(ended).timestamp_millis();
         match state.db.close_callbacks(contact_id, lead_id, at).await {
             Ok(closed) if !closed.is_empty() => {
                 let waited: Vec<Value> = closed
                     .iter()
-                    .map(|(id, created)| json!({"task_id": id, "time_to_callback_s": (at - created) / 1000}))
+                    .map(|(id, missed)| json!({"task_id": id, "time_to_callback_s": (at - missed).max(0) / 1000}))
                     .collect();
                 if let Some(obj) = payload.as_object_mut() {
                     obj.insert("callbacks_closed".into(), Value::Array(waited));
@@ -433,31 +595,26 @@ async fn log_call(state: &AppState, s: &CallSession, party: Option<Party>) {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "cannot close callbacks"),
         }
-    } else if direction == crate::calls::Direction::Inbound {
-        let owner = state
-            .db
-            .party_owner(
-                if contact_id.is_some() {
-                    "contact"
-                } else {
-                    "lead"
-                },
-                party.id(),
-            )
-            .await
-            .ok()
-            .flatten();
+    } else if s.direction() == Direction::Inbound {
+        let owner = match (contact_id, lead_id) {
+            (Some(id), _) => state.db.party_owner("contact", id).await,
+            (None, Some(id)) => state.db.party_owner("lead", id).await,
+            (None, None) => Ok(None),
+        }
+        .ok()
+        .flatten();
         let assignee = match owner {
             Some(o) => Some(o),
-            None => state.routing.assign_lead(state, &customer).await,
+            None => state.routing.assign_lead(state, customer).await,
         };
         let who = s
             .caller
             .name
             .clone()
             .filter(|n| !n.is_empty() && n != "<unknown>")
-            .unwrap_or_else(|| customer.clone());
-        let due = at + CALLBACK_SLA.as_millis() as i64;
+            .unwrap_or_else(|| customer.to_owned());
+        // `[callbacks]`: so many minutes of working time after the call.
+        let due = state.config.callbacks.due(ended).timestamp_millis();
         match state
             .db
             .create_callback_task(
@@ -487,36 +644,38 @@ async fn log_call(state: &AppState, s: &CallSession, party: Option<Party>) {
             Err(e) => tracing::warn!(error = %e, "cannot create the callback task"),
         }
     }
-    let body = format!(
-        "{} call, {}",
-        serde_json::to_value(record.direction)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default(),
-        serde_json::to_value(record.disposition)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default()
-    );
     let activity = NewActivity {
         kind: "call".into(),
         contact_id,
         lead_id,
         author_id,
         call_id: Some(s.call_id.clone()),
-        body,
+        body: format!(
+            "{} call, {}",
+            record.direction.as_str(),
+            record.disposition.as_str()
+        ),
         payload,
         occurred_at: Some(s.started_at.timestamp_millis()),
         ..Default::default()
     };
     if let Err(e) = state.db.add_activity(&activity).await {
-        tracing::debug!(call_id = %s.call_id, error = %e, "call already on the timeline");
+        tracing::warn!(call_id = %s.call_id, error = %e, "cannot put the call on the timeline");
     }
 }
 
 /// A lead for an unknown caller, assigned by the routing rules and announced
-/// to its manager.
+/// to its manager. A lead another writer made for the number meanwhile (the
+/// caller index catches up with other nodes every few seconds) is reused.
 async fn new_lead(state: &AppState, s: &CallSession, e164: &str) -> Option<i64> {
+    match state.db.open_lead_for(e164).await {
+        Ok(Some(lead)) => {
+            state.index_lead(&lead);
+            return Some(lead.id);
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot look for an open lead"),
+    }
     let manager = state.routing.assign_lead(state, e164).await;
     let name = s
         .caller

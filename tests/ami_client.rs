@@ -45,8 +45,23 @@ fn config(url: &str) -> ClientConfig {
 fn outcome(r: &CallRecord) -> serde_json::Value {
     let mut v = serde_json::to_value(r).expect("record serializes");
     if let Some(o) = v.as_object_mut() {
-        for k in ["started_at", "answered_at", "ended_at", "ring_s", "talk_s"] {
+        for k in [
+            "started_at",
+            "answered_at",
+            "ended_at",
+            "ring_s",
+            "talk_s",
+            "hold_s",
+        ] {
             o.remove(k);
+        }
+        // Who talked, in order; when depends on the pace of the replay.
+        if let Some(serde_json::Value::Array(segments)) = o.get_mut("segments") {
+            for g in segments.iter_mut() {
+                if let Some(g) = g.as_object_mut() {
+                    g.retain(|k, _| k == "agent");
+                }
+            }
         }
     }
     v

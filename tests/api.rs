@@ -813,4 +813,9 @@ async fn ami_replay_prints_one_json_line_per_call() {
     assert_eq!(calls[0]["direction"], "inbound");
     assert_eq!(calls[0]["agent"], "102");
     assert_eq!(calls[0]["caller"], "+4930123456");
+    // Added fields: who talked when, hold, and the hangup cause.
+    assert_eq!(calls[0]["segments"][0]["agent"], "102");
+    assert!((calls[0]["segments"][0]["talk_s"].as_f64().unwrap() - 4.0).abs() < 1.0);
+    assert_eq!(calls[0]["hold_s"], 0.0);
+    assert_eq!(calls[0]["cause"]["code"], 16);
 }

@@ -329,6 +329,43 @@ async fn the_index_follows_every_write() {
         .get(&token, "/api/v1/lookup?number=%2B49301111111")
         .await;
     assert_eq!(body["contact"]["id"], conv["contact"]["id"], "{body}");
+
+    // A card the periodic re-sync (every 3 s) has seen is deleted here: the
+    // re-sync takes the delete as already applied and does not read the
+    // whole index again from scratch.
+    let (_, temp) = app
+        .post(
+            &token,
+            "/api/v1/contacts",
+            json!({"name": "Temp", "phones": [{"number": "+49 89 777777"}]}),
+        )
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(3_500)).await;
+    let r = app
+        .send(
+            "DELETE",
+            &token,
+            &format!("/api/v1/contacts/{}", temp["id"]),
+            json!(null),
+        )
+        .await;
+    assert_eq!(r.0, 204);
+    tokio::time::sleep(std::time::Duration::from_millis(3_500)).await;
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("ringside_caller_index_rebuilds_total 1\n"),
+        "only the build at start: {metrics}"
+    );
+    let (_, body) = app.get(&token, "/api/v1/lookup?number=040999999").await;
+    assert_eq!(body["contact"]["id"], id, "{body}");
 }
 
 #[tokio::test]

@@ -305,6 +305,51 @@ async fn round_robin_takes_turns_and_skips_users_who_cannot_answer() {
 }
 
 #[tokio::test]
+async fn a_paused_agent_is_passed_over_until_they_are_available_again() {
+    let (app, token, _) = app_with(&[]).await;
+    let a = app.add_user("a", "agent", Some("desk"), &["401"]).await;
+    let b = app.add_user("b", "agent", Some("desk"), &["402"]).await;
+    let desk = team_id(&app, "desk").await;
+    add_rule(
+        &app,
+        &token,
+        json!({"kind": "round_robin", "name": "Desk in turn", "target": {"team_id": desk}}),
+    )
+    .await;
+    let b_token = app.login("b").await;
+    let (s, v) = app
+        .send(
+            "PUT",
+            &b_token,
+            "/api/v1/me/state",
+            json!({"state": "paused", "reason": "lunch"}),
+        )
+        .await;
+    assert_eq!((s, v["state"].as_str()), (200, Some("paused")), "{v}");
+    for _ in 0..4 {
+        let v = route(&app, &token, "+4930123456", "").await;
+        assert_eq!(v["user"]["id"].as_i64(), Some(a), "b is paused: {v}");
+    }
+    let (s, _) = app
+        .send(
+            "PUT",
+            &b_token,
+            "/api/v1/me/state",
+            json!({"state": "available"}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let picks: Vec<Option<i64>> = [
+        route(&app, &token, "+4930123456", "").await,
+        route(&app, &token, "+4930123456", "").await,
+    ]
+    .iter()
+    .map(|v| v["user"]["id"].as_i64())
+    .collect();
+    assert!(picks.contains(&Some(b)), "b is back in turn: {picks:?}");
+}
+
+#[tokio::test]
 async fn least_loaded_picks_a_free_member_and_falls_through_when_nobody_can() {
     let (app, token, _) = app_with(&[("RINGSIDE_ROUTING_DEFAULT_TARGET", "Queue/support")]).await;
     let a = app.add_user("a", "agent", Some("care"), &["301"]).await;

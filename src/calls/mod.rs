@@ -31,6 +31,17 @@ pub enum Direction {
     Internal,
 }
 
+impl Direction {
+    /// The name used in records and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+            Direction::Internal => "internal",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Disposition {
@@ -39,6 +50,27 @@ pub enum Disposition {
     NoAnswer,
     Busy,
     Failed,
+}
+
+impl Disposition {
+    pub const ALL: [Disposition; 5] = [
+        Disposition::Answered,
+        Disposition::Abandoned,
+        Disposition::NoAnswer,
+        Disposition::Busy,
+        Disposition::Failed,
+    ];
+
+    /// The name used in records and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Disposition::Answered => "answered",
+            Disposition::Abandoned => "abandoned",
+            Disposition::NoAnswer => "no_answer",
+            Disposition::Busy => "busy",
+            Disposition::Failed => "failed",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -60,7 +92,7 @@ pub enum RingOutcome {
 }
 
 /// Why the call ended, as the PBX reported it (Q.850 cause for Asterisk).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct HangupCause {
     pub code: u16,
     pub text: String,
@@ -173,6 +205,30 @@ pub struct CallSession {
     pub last_ring_outcome: Option<RingOutcome>,
     pub ringing_now: Vec<String>,
     pub cause: Option<HangupCause>,
+    /// Who was connected to the caller when, across transfers, in order.
+    pub segments: Vec<TalkSegment>,
+    /// Time the caller spent on hold, summed over every hold.
+    pub hold: chrono::TimeDelta,
+    /// Since when the caller is on hold, while they are.
+    pub held_since: Option<DateTime<Utc>>,
+}
+
+/// One agent's stretch of a call: opened when they answer (or take the call
+/// over in a transfer), closed when they hand it on or the call ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TalkSegment {
+    pub agent: String,
+    pub started_at: DateTime<Utc>,
+    /// `None` while the agent is still on the call.
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
+impl TalkSegment {
+    pub fn seconds(&self) -> f64 {
+        self.ended_at
+            .map(|e| seconds(e - self.started_at))
+            .unwrap_or(0.0)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -205,7 +261,41 @@ impl CallSession {
             last_ring_outcome: None,
             ringing_now: Vec::new(),
             cause: None,
+            segments: Vec::new(),
+            hold: chrono::TimeDelta::zero(),
+            held_since: None,
         }
+    }
+
+    /// `agent` takes over the caller at `at`: the open segment (someone
+    /// else's) closes and the agent's opens. Nothing changes when the agent
+    /// is the one already connected.
+    fn connect(&mut self, agent: &str, at: DateTime<Utc>) {
+        if let Some(open) = self.segments.last().filter(|s| s.ended_at.is_none())
+            && open.agent == agent
+        {
+            return;
+        }
+        self.disconnect(at);
+        self.segments.push(TalkSegment {
+            agent: agent.to_owned(),
+            started_at: at,
+            ended_at: None,
+        });
+    }
+
+    /// The connected agent leaves the caller at `at` (a blind transfer, the end).
+    fn disconnect(&mut self, at: DateTime<Utc>) {
+        if let Some(open) = self.segments.last_mut().filter(|s| s.ended_at.is_none()) {
+            open.ended_at = Some(at.max(open.started_at));
+        }
+    }
+
+    fn unhold(&mut self, at: DateTime<Utc>) {
+        if let Some(since) = self.held_since.take() {
+            self.hold += (at - since).max(chrono::TimeDelta::zero());
+        }
+        self.on_hold = false;
     }
 
     pub fn direction(&self) -> Direction {
@@ -263,11 +353,16 @@ impl CallSession {
         seconds(until - self.started_at)
     }
 
+    /// From the first answer to the end, transfers and holds included.
     pub fn talk_seconds(&self) -> f64 {
         match (self.answered_at, self.ended_at) {
             (Some(a), Some(e)) => seconds(e - a),
             _ => 0.0,
         }
+    }
+
+    pub fn hold_seconds(&self) -> f64 {
+        seconds(self.hold)
     }
 
     /// The stable JSON shape other programs read (see DESIGN.md).
@@ -311,6 +406,18 @@ impl CallSession {
             disposition: self.disposition(),
             transfers: self.transfers.clone(),
             recording: self.recording.clone(),
+            segments: self
+                .segments
+                .iter()
+                .map(|g| SegmentRecord {
+                    agent: g.agent.clone(),
+                    started_at: rfc3339(g.started_at),
+                    ended_at: g.ended_at.map(rfc3339),
+                    talk_s: g.seconds(),
+                })
+                .collect(),
+            hold_s: self.hold_seconds(),
+            cause: self.cause.clone(),
         }
     }
 }
@@ -344,6 +451,21 @@ pub struct CallRecord {
     pub disposition: Disposition,
     pub transfers: Vec<Transfer>,
     pub recording: Option<String>,
+    /// Who talked to the caller when, in order (one per agent stretch).
+    pub segments: Vec<SegmentRecord>,
+    /// Seconds the caller spent on hold.
+    pub hold_s: f64,
+    /// How the PBX said the call ended (the caller's leg).
+    pub cause: Option<HangupCause>,
+}
+
+/// One agent's stretch of a call in a `CallRecord`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SegmentRecord {
+    pub agent: String,
+    pub started_at: String,
+    pub ended_at: Option<String>,
+    pub talk_s: f64,
 }
 
 /// What the rest of the app reacts to (screen pops, timeline, routing).
@@ -416,6 +538,8 @@ impl CallTracker {
             if let Some(mut s) = self.live.remove(&call_id) {
                 s.ended_at = Some(at);
                 s.cause = Some(cause);
+                s.disconnect(at);
+                s.unhold(at);
                 out.push(Moment::Finished(Box::new(s)));
             }
             return;
@@ -487,6 +611,9 @@ impl CallTracker {
                     None => {
                         s.answered_at = Some(at);
                         s.agent = agent.clone();
+                        if let Some(a) = &agent {
+                            s.connect(a, at);
+                        }
                         out.push(Moment::Answered { call_id, agent });
                     }
                     Some(_) => {
@@ -496,6 +623,7 @@ impl CallTracker {
                             && s.transfers.iter().any(|t| t.to == *new)
                         {
                             // The target of an announced transfer picked up.
+                            s.connect(new, at);
                             s.agent = agent;
                         } else if let (Some(new), Some(old)) = (agent, s.agent.clone())
                             && new != old
@@ -507,6 +635,7 @@ impl CallTracker {
                                 kind: TransferKind::Blind,
                             };
                             s.transfers.push(t.clone());
+                            s.connect(&new, at);
                             s.agent = Some(new);
                             out.push(Moment::Transferred {
                                 call_id,
@@ -527,9 +656,16 @@ impl CallTracker {
                 if s.transfers.last() != Some(&t) {
                     s.transfers.push(t.clone());
                     // An attended target is already talking; a blind one
-                    // becomes the agent only when it answers.
-                    if t.kind == TransferKind::Attended && s.answered_at.is_some() {
-                        s.agent = Some(t.to.clone());
+                    // becomes the agent only when it answers, and the
+                    // transferer has left the caller already.
+                    if s.answered_at.is_some() {
+                        match t.kind {
+                            TransferKind::Attended => {
+                                s.connect(&t.to, at);
+                                s.agent = Some(t.to.clone());
+                            }
+                            TransferKind::Blind => s.disconnect(at),
+                        }
                     }
                     out.push(Moment::Transferred {
                         call_id,
@@ -538,8 +674,13 @@ impl CallTracker {
                 }
             }
             CallEventKind::Originated { request_id } => s.request_id = Some(request_id),
-            CallEventKind::Held { .. } => s.on_hold = true,
-            CallEventKind::Unheld { .. } => s.on_hold = false,
+            CallEventKind::Held { .. } => {
+                if s.held_since.is_none() {
+                    s.held_since = Some(at);
+                }
+                s.on_hold = true;
+            }
+            CallEventKind::Unheld { .. } => s.unhold(at),
             CallEventKind::Recording { path } => {
                 if s.recording.is_none() {
                     s.recording = Some(path);
@@ -631,6 +772,16 @@ mod tests {
         assert_eq!(s.agent.as_deref(), Some("101"));
         assert_eq!(s.ring_seconds(), 2.0);
         assert_eq!(s.talk_seconds(), 5.0);
+    }
+
+    #[test]
+    fn names_match_the_record_json() {
+        for d in Disposition::ALL {
+            assert_eq!(serde_json::to_value(d).unwrap(), d.as_str());
+        }
+        for d in [Direction::Inbound, Direction::Outbound, Direction::Internal] {
+            assert_eq!(serde_json::to_value(d).unwrap(), d.as_str());
+        }
     }
 
     #[test]
@@ -765,6 +916,104 @@ mod tests {
             }]
         );
         assert_eq!(s.talk_seconds(), 8.0);
+    }
+
+    #[test]
+    fn segments_follow_who_has_the_caller_and_holds_add_up() {
+        let answered = |at, a: &str| {
+            ev(
+                at,
+                CallEventKind::Answered {
+                    agent: Some(a.into()),
+                },
+            )
+        };
+        let held = |at| ev(at, CallEventKind::Held { by: None });
+        let unheld = |at| ev(at, CallEventKind::Unheld { by: None });
+        // Blind: 101 hands the caller on at 6; 102 picks up at 9. Two holds,
+        // a repeated Hold and an Unhold without a Hold count once.
+        let s = finish(vec![
+            started(),
+            ev(
+                0,
+                CallEventKind::Ringing {
+                    agent: "101".into(),
+                },
+            ),
+            answered(2, "101"),
+            held(3),
+            held(4),
+            unheld(5),
+            unheld(5),
+            ev(
+                6,
+                CallEventKind::Transferred {
+                    from: Some("101".into()),
+                    to: "102".into(),
+                    kind: TransferKind::Blind,
+                },
+            ),
+            ev(
+                6,
+                CallEventKind::Ringing {
+                    agent: "102".into(),
+                },
+            ),
+            answered(9, "102"),
+            held(12),
+            ended(15, 16),
+        ]);
+        let spans: Vec<(&str, i64, Option<i64>)> = s
+            .segments
+            .iter()
+            .map(|g| {
+                (
+                    g.agent.as_str(),
+                    (g.started_at - t(0)).num_seconds(),
+                    g.ended_at.map(|e| (e - t(0)).num_seconds()),
+                )
+            })
+            .collect();
+        assert_eq!(spans, [("101", 2, Some(6)), ("102", 9, Some(15))]);
+        assert_eq!(s.hold_seconds(), 5.0, "2 s, then held until the end (3 s)");
+        assert_eq!(
+            s.talk_seconds(),
+            13.0,
+            "talk still runs from the first answer"
+        );
+        let r = s.to_record(None);
+        assert_eq!(r.segments.len(), 2);
+        assert_eq!(r.segments[1].talk_s, 6.0);
+        assert_eq!(r.hold_s, 5.0);
+        assert_eq!(r.cause.map(|c| c.code), Some(16));
+
+        // Attended: the target is already talking when the transfer completes.
+        let s = finish(vec![
+            started(),
+            answered(2, "101"),
+            ev(
+                12,
+                CallEventKind::Transferred {
+                    from: Some("101".into()),
+                    to: "102".into(),
+                    kind: TransferKind::Attended,
+                },
+            ),
+            answered(13, "102"),
+            ended(19, 16),
+        ]);
+        let spans: Vec<(&str, f64)> = s
+            .segments
+            .iter()
+            .map(|g| (g.agent.as_str(), g.seconds()))
+            .collect();
+        assert_eq!(spans, [("101", 10.0), ("102", 7.0)]);
+        assert_eq!(s.agent.as_deref(), Some("102"));
+
+        // Nobody answered: no segment, no hold.
+        let s = finish(vec![started(), ended(9, 16)]);
+        assert!(s.segments.is_empty());
+        assert_eq!(s.hold_seconds(), 0.0);
     }
 
     #[test]

@@ -31,6 +31,7 @@ pub struct Callers {
     index: CallerIndex,
     matcher: Matcher,
     mark: Mutex<PhoneTablesMark>,
+    rebuilds: std::sync::atomic::AtomicU64,
 }
 
 impl Callers {
@@ -42,6 +43,7 @@ impl Callers {
             index: CallerIndex::new(),
             matcher,
             mark: Mutex::new(PhoneTablesMark::default()),
+            rebuilds: Default::default(),
         };
         callers.rebuild(db).await?;
         Ok(callers)
@@ -60,9 +62,20 @@ impl Callers {
         self.index.is_empty()
     }
 
+    /// How often the whole index was read again (at start, and when cards
+    /// were deleted outside this process).
+    pub fn rebuilds(&self) -> u64 {
+        self.rebuilds.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// The card(s) for a raw caller ID, as the PBX or a user typed it.
     pub fn lookup(&self, raw: &str) -> Lookup {
         self.index.lookup_raw(raw, &self.matcher)
+    }
+
+    /// The card(s) for a number already in E.164.
+    pub fn lookup_e164(&self, number: &E164) -> Lookup {
+        self.index.lookup(number)
     }
 
     /// The caller's number in E.164, when it is one.
@@ -95,6 +108,8 @@ impl Callers {
             .replace_all(pairs)
             .map_err(|e| StoreError::Invalid(e.to_string()))?;
         *self.mark.lock().unwrap_or_else(|p| p.into_inner()) = mark;
+        self.rebuilds
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(self.index.len())
     }
 
@@ -160,9 +175,17 @@ impl Callers {
         }
     }
 
-    /// Forgets a deleted card.
+    /// Forgets a card this process deleted. The row count the re-sync last
+    /// saw drops with it, so the re-sync does not take this delete for one
+    /// made elsewhere and rebuild the whole index.
     pub fn remove(&self, party: Party) {
         self.index.remove_party(party);
+        let mut seen = self.mark.lock().unwrap_or_else(|p| p.into_inner());
+        match party {
+            Party::Contact(_) => seen.contacts -= 1,
+            Party::Company(_) => seen.companies -= 1,
+            Party::Lead(_) => seen.leads -= 1,
+        }
     }
 
     /// Keeps the index in step with the database until the process ends.

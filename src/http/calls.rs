@@ -1,40 +1,34 @@
 //! Calls from the agent's side: the agent's state switch, the supervisors'
-//! view of agents, dispositions, wrap-up notes, picking the card of a call
-//! from shared-number candidates, and click-to-call.
+//! view of agents, the call log, dispositions, wrap-up notes, picking the
+//! card of a call from shared-number candidates, and click-to-call.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::{ApiError, ApiResult};
-use super::extract::{AuthUser, Json, Path};
-use super::{AppState, optional_text};
+use super::extract::{AuthUser, Json, Path, Query};
+use super::{AppState, optional_text, parse_time};
+use crate::calls::Disposition as Outcome;
 use crate::crm::index::Party;
 use crate::presence::{AgentState, AgentView};
 use crate::store::activities::{Activity, NewActivity};
+use crate::store::calls::{Call, CallFilter, CallScope, WrapUp};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(my_state, set_my_state))
         .routes(routes!(agents))
+        .routes(routes!(list_calls))
+        .routes(routes!(get_call))
         .routes(routes!(dispositions))
         .routes(routes!(wrap_up))
         .routes(routes!(link_call))
         .routes(routes!(dial))
 }
-
-/// The disposition codes agents pick from after a call.
-pub const DISPOSITIONS: &[(&str, &str)] = &[
-    ("sale", "Sale"),
-    ("callback", "Callback requested"),
-    ("info", "Information given"),
-    ("complaint", "Complaint"),
-    ("wrong_number", "Wrong number"),
-    ("no_interest", "Not interested"),
-];
 
 #[derive(Serialize, ToSchema)]
 pub struct StateView {
@@ -103,18 +97,166 @@ async fn agents(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json
     Ok(Json(state.presence.all()))
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct Disposition {
-    pub code: &'static str,
-    pub label: &'static str,
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct CallQuery {
+    /// Calls on this contact's card.
+    pub contact_id: Option<i64>,
+    /// Calls on this lead's card.
+    pub lead_id: Option<i64>,
+    /// Calls that rang this user's phone or that they answered, placed or talked on.
+    pub user_id: Option<i64>,
+    /// inbound | outbound | internal
+    pub direction: Option<String>,
+    /// What the PBX says happened: answered | abandoned | no_answer | busy | failed
+    pub disposition: Option<String>,
+    /// The agent's wrap-up code.
+    pub wrapup: Option<String>,
+    /// Calls started at or after this time (RFC 3339).
+    pub since: Option<String>,
+    /// Calls started before this time (RFC 3339).
+    pub until: Option<String>,
+    /// 1–200, default 50.
+    pub limit: Option<i64>,
+    /// The `next` cursor of the previous page.
+    pub before: Option<String>,
 }
 
+#[derive(Serialize, ToSchema)]
+pub struct CallPage {
+    pub items: Vec<Call>,
+    /// Pass as `before` to read older calls; absent on the last page.
+    pub next: Option<String>,
+}
+
+/// Managers and admins read every call, supervisors their team's, agents
+/// the calls their phones rang; everyone the calls on cards they may see.
+fn call_scope(user: &AuthUser) -> CallScope {
+    let (user_id, team_id) = (user.id(), user.0.team_id);
+    match user.role() {
+        _ if user.sees_all() => CallScope::All,
+        "supervisor" => CallScope::Supervisor { user_id, team_id },
+        _ => CallScope::Agent { user_id, team_id },
+    }
+}
+
+fn one_of(field: &str, value: Option<String>, allowed: &[&str]) -> ApiResult<Option<String>> {
+    match value.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) if allowed.contains(&v) => Ok(Some(v.to_owned())),
+        Some(v) => Err(ApiError::bad_request(format!(
+            "{field}: `{}` is not one of {}",
+            v.escape_default(),
+            allowed.join(", ")
+        ))),
+    }
+}
+
+/// The call log, newest first.
+#[utoipa::path(get, path = "/api/v1/calls", tag = "calls", params(CallQuery),
+    responses((status = 200, body = CallPage), (status = 400, body = super::error::ErrorBody)))]
+async fn list_calls(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Query(q): Query<CallQuery>,
+) -> ApiResult<Json<CallPage>> {
+    let limit = q.limit.unwrap_or(50).clamp(1, 200);
+    let time = |field: &str, v: Option<String>| -> ApiResult<Option<i64>> {
+        match v.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
+            Some(v) => parse_time(field, v).map(Some),
+            None => Ok(None),
+        }
+    };
+    let since = time("since", q.since)?;
+    let until = time("until", q.until)?;
+    if let (Some(a), Some(b)) = (since, until)
+        && a >= b
+    {
+        return Err(ApiError::bad_request("since must be earlier than until"));
+    }
+    let before = match q.before.as_deref() {
+        None | Some("") => None,
+        Some(c) => Some(
+            c.split_once('.')
+                .and_then(|(t, id)| Some((t.parse().ok()?, id.parse().ok()?)))
+                .ok_or_else(|| {
+                    ApiError::bad_request("before: not a cursor returned by this API")
+                })?,
+        ),
+    };
+    let outcomes: Vec<&str> = Outcome::ALL.iter().map(|d| d.as_str()).collect();
+    let wrapup = match q.wrapup.as_deref().map(str::trim).filter(|w| !w.is_empty()) {
+        Some(w) if w.len() <= 64 => Some(w.to_owned()),
+        Some(_) => return Err(ApiError::bad_request("wrapup: not a disposition code")),
+        None => None,
+    };
+    let filter = CallFilter {
+        contact_id: q.contact_id,
+        lead_id: q.lead_id,
+        user_id: q.user_id,
+        direction: one_of(
+            "direction",
+            q.direction,
+            &["inbound", "outbound", "internal"],
+        )?,
+        disposition: one_of("disposition", q.disposition, &outcomes)?,
+        wrapup,
+        since,
+        until,
+        before,
+        limit: limit + 1,
+    };
+    let mut items = state.db.calls(call_scope(&user), &filter).await?;
+    let next = if items.len() as i64 > limit {
+        items.truncate(limit as usize);
+        items.last().map(|c| format!("{}.{}", c.started_at, c.id))
+    } else {
+        None
+    };
+    Ok(Json(CallPage { items, next }))
+}
+
+/// One logged call: who rang and talked when, hold, how it ended, its card and wrap-up.
+#[utoipa::path(get, path = "/api/v1/calls/{call_id}", tag = "calls",
+    responses((status = 200, body = Call), (status = 403, body = super::error::ErrorBody),
+              (status = 404, body = super::error::ErrorBody)))]
+async fn get_call(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(call_id): Path<String>,
+) -> ApiResult<Json<Call>> {
+    if call_id.len() > 128 {
+        return Err(ApiError::not_found("call"));
+    }
+    if let Some(c) = state.db.call(call_scope(&user), &call_id).await? {
+        return Ok(Json(c));
+    }
+    if state.db.call_exists(&call_id).await? {
+        Err(ApiError::forbidden())
+    } else {
+        Err(ApiError::not_found("call"))
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Disposition {
+    pub code: String,
+    pub label: String,
+}
+
+/// The wrap-up codes agents pick from after a call (`[calls] dispositions`).
 #[utoipa::path(get, path = "/api/v1/dispositions", tag = "calls", responses((status = 200, body = Vec<Disposition>)))]
-async fn dispositions(_user: AuthUser) -> Json<Vec<Disposition>> {
+async fn dispositions(State(state): State<AppState>, _user: AuthUser) -> Json<Vec<Disposition>> {
     Json(
-        DISPOSITIONS
+        state
+            .config
+            .calls
+            .dispositions
             .iter()
-            .map(|(code, label)| Disposition { code, label })
+            .map(|d| Disposition {
+                code: d.code.clone(),
+                label: d.label.clone(),
+            })
             .collect(),
     )
 }
@@ -144,8 +286,9 @@ async fn wrap_up(
     Json(req): Json<WrapUpInput>,
 ) -> ApiResult<(StatusCode, Json<Activity>)> {
     let note = optional_text("note", req.note.as_deref().unwrap_or("").trim(), 10_000)?.to_owned();
+    let codes = &state.config.calls;
     let disposition = match req.disposition.as_deref().filter(|d| !d.is_empty()) {
-        Some(d) if DISPOSITIONS.iter().any(|(c, _)| *c == d) => Some(d.to_owned()),
+        Some(d) if codes.disposition(d).is_some() => Some(d.to_owned()),
         Some(d) => {
             return Err(ApiError::bad_request(format!(
                 "disposition: `{d}` is not a known code (GET /api/v1/dispositions)"
@@ -163,8 +306,8 @@ async fn wrap_up(
     };
     let label = disposition
         .as_deref()
-        .and_then(|d| DISPOSITIONS.iter().find(|(c, _)| *c == d))
-        .map(|(_, l)| *l);
+        .and_then(|d| codes.disposition(d))
+        .map(|d| d.label.as_str());
     let body = match (label, note.is_empty()) {
         (Some(l), true) => l.to_owned(),
         (Some(l), false) => format!("{l}: {note}"),
@@ -182,6 +325,16 @@ async fn wrap_up(
             ..Default::default()
         })
         .await?;
+    // On the call's log row too: kept with the live call until it is logged.
+    let w = WrapUp {
+        code: disposition,
+        note: (!note.is_empty()).then_some(note),
+        by: user.id(),
+        at: a.occurred_at,
+    };
+    if !state.live_calls.wrap_up(&call_id, w.clone()) {
+        state.db.wrap_up_call(&call_id, &w).await?;
+    }
     Ok((StatusCode::CREATED, Json(a)))
 }
 
@@ -191,7 +344,8 @@ pub struct LinkInput {
     pub contact_id: i64,
 }
 
-/// Puts a call on one contact's timeline (a pick among shared-number candidates).
+/// Puts a call on one contact's timeline (a pick among shared-number
+/// candidates); after the call its log row and timeline entry move there.
 #[utoipa::path(post, path = "/api/v1/calls/{call_id}/link", tag = "calls", request_body = LinkInput,
     responses((status = 204, description = "linked"), (status = 404, body = super::error::ErrorBody)))]
 async fn link_call(

@@ -75,6 +75,18 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             c.load(Ordering::Relaxed)
         );
     }
+    out.push_str("# HELP ringside_caller_index_numbers Distinct numbers in the caller index.\n");
+    out.push_str("# TYPE ringside_caller_index_numbers gauge\n");
+    let _ = writeln!(out, "ringside_caller_index_numbers {}", state.callers.len());
+    out.push_str(
+        "# HELP ringside_caller_index_rebuilds_total Full re-reads of the caller index.\n",
+    );
+    out.push_str("# TYPE ringside_caller_index_rebuilds_total counter\n");
+    let _ = writeln!(
+        out,
+        "ringside_caller_index_rebuilds_total {}",
+        state.callers.rebuilds()
+    );
     let pool = &state.db.pool;
     out.push_str("# HELP ringside_db_connections Open database connections.\n");
     out.push_str("# TYPE ringside_db_connections gauge\n");

@@ -23,7 +23,7 @@ use utoipa::ToSchema;
 
 use crate::config::Config;
 use crate::crm::caller::{Caller, Matcher};
-use crate::crm::phones::PhoneNormalizer;
+use crate::crm::phones::{E164, PhoneNormalizer};
 use crate::http::AppState;
 use crate::store::Db;
 use engine::{CallerOwner, Purpose, RoundRobin, RouteContext, RouteRequest, RouteUser, RuleSet};
@@ -48,6 +48,10 @@ pub struct Routing {
     matcher: Matcher,
     default_target: Option<String>,
     channel_tech: String,
+    /// Held across a reload's read and swap, so a slow periodic reload that
+    /// read the table before a write cannot swap its older copy in after the
+    /// write's own reload.
+    reloading: tokio::sync::Mutex<()>,
 }
 
 /// The answer to "where should this call go".
@@ -149,6 +153,7 @@ impl Routing {
             matcher,
             default_target: config.routing.default_target.clone(),
             channel_tech: config.routing.channel_tech.clone(),
+            reloading: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -189,6 +194,7 @@ impl Routing {
 
     /// Re-reads rules, users and teams.
     pub async fn reload(&self, db: &Db) -> crate::store::Result<()> {
+        let _one_at_a_time = self.reloading.lock().await;
         let rows = db.routing_rules().await?;
         let users = db.routing_users().await?;
         let set = self.compile(&rows);
@@ -233,8 +239,13 @@ impl Routing {
     /// The caller's CRM record and its owner: the one contact with the
     /// number, else the newest open lead. Several contacts sharing the number
     /// give no owner (never guessed).
-    async fn caller_owner(&self, state: &AppState, e164: &str) -> Option<CallerOwner> {
-        let holders = match state.db.number_holders(e164).await {
+    async fn caller_owner(&self, state: &AppState, e164: &E164) -> Option<CallerOwner> {
+        // A number on no card (most first-time callers) needs no read: the
+        // caller index is kept in step with every write to phones.
+        if let crate::crm::index::Lookup::None { .. } = state.callers.lookup_e164(e164) {
+            return None;
+        }
+        let holders = match state.db.number_holders(e164.as_str()).await {
             Ok(h) => h,
             Err(e) => {
                 tracing::warn!(error = %e, "routing: owner lookup failed");
@@ -283,7 +294,7 @@ impl Routing {
             _ => None,
         };
         let owner = match &e164 {
-            Some(e) => self.caller_owner(state, e.as_str()).await,
+            Some(e) => self.caller_owner(state, e).await,
             None => None,
         };
         let set = self.rule_set();

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, Datelike, Timelike, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeDelta, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -118,6 +118,103 @@ impl Schedule {
             let yesterday = (day + 6) % 7;
             (self.days[day] && minute >= self.open) || (self.days[yesterday] && minute < self.close)
         }
+    }
+
+    /// The moment `work` of open time has gone by after `from`: only time
+    /// inside the window counts, so what does not fit before closing carries
+    /// on at the next opening (`from` outside the window starts counting at
+    /// the next opening).
+    pub fn after_open_time(&self, from: DateTime<Utc>, work: TimeDelta) -> DateTime<Utc> {
+        let mut left = work.max(TimeDelta::zero());
+        if left.is_zero() {
+            return from;
+        }
+        let mut cursor = from;
+        // Yesterday's window may run past midnight into today.
+        let mut day = from.with_timezone(&self.tz).date_naive();
+        day = day.pred_opt().unwrap_or(day);
+        // Every week has at least one window of at least a minute, so this
+        // ends; the bound only guards against a schedule built by hand.
+        for _ in 0..(7 * (work.num_minutes() + 2)).min(200_000) {
+            if let Some((opens, closes)) = self.window_on(day)
+                && closes > cursor
+            {
+                let start = opens.max(cursor);
+                let open = closes - start;
+                if left <= open {
+                    return start + left;
+                }
+                left -= open;
+                cursor = closes;
+            }
+            match day.succ_opt() {
+                Some(d) => day = d,
+                None => break,
+            }
+        }
+        cursor + left
+    }
+
+    /// The window that opens on local `day`, in UTC (none on a closed day).
+    fn window_on(&self, day: NaiveDate) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+        if !self.days[day.weekday().num_days_from_monday() as usize] {
+            return None;
+        }
+        let at = |day: NaiveDate, minute: u32| -> Option<DateTime<Utc>> {
+            let (day, minute) = if minute >= 1440 {
+                (day.succ_opt()?, minute - 1440)
+            } else {
+                (day, minute)
+            };
+            let naive = day.and_hms_opt(minute / 60, minute % 60, 0)?;
+            Some(local_to_utc(self.tz, naive))
+        };
+        let opens = at(day, self.open)?;
+        let closes = if self.open < self.close {
+            at(day, self.close)?
+        } else {
+            at(day.succ_opt()?, self.close)?
+        };
+        (closes > opens).then_some((opens, closes))
+    }
+}
+
+/// A wall-clock time in `tz`: the earlier one when clocks go back, the
+/// first valid one after the gap when they go forward.
+fn local_to_utc(tz: Tz, naive: NaiveDateTime) -> DateTime<Utc> {
+    let mut n = naive;
+    for _ in 0..=16 {
+        if let Some(t) = tz.from_local_datetime(&n).earliest() {
+            return t.with_timezone(&Utc);
+        }
+        n += TimeDelta::minutes(15);
+    }
+    Utc.from_utc_datetime(&naive)
+}
+
+impl ScheduleSpec {
+    /// Checks the spec and gives the window it describes; errors name the
+    /// field under `field` (`schedule.days: …`).
+    pub fn parse(&self, field: &str) -> Result<Schedule, String> {
+        let tz: Tz = self.timezone.trim().parse().map_err(|_| {
+            format!(
+                "{field}.timezone: `{}` is not a time zone such as Europe/Berlin",
+                self.timezone
+            )
+        })?;
+        let days = parse_days(self.days.iter().map(String::as_str))
+            .map_err(|e| format!("{field}.days: {e}"))?;
+        let open = parse_hhmm(&format!("{field}.from"), &self.from, false)?;
+        let close = parse_hhmm(&format!("{field}.to"), &self.to, true)?;
+        if open == close {
+            return Err(format!("{field}: from and to must differ"));
+        }
+        Ok(Schedule {
+            tz,
+            days,
+            open,
+            close,
+        })
     }
 }
 
@@ -512,23 +609,11 @@ pub fn build_rule(input: RuleInput, base: Option<&RuleRow>) -> Result<RuleData, 
         d.match_number = Some(did.to_owned());
     }
     if let Some(s) = input.schedule {
-        let tz: Tz = s.timezone.trim().parse().map_err(|_| {
-            format!(
-                "schedule.timezone: `{}` is not a time zone such as Europe/Berlin",
-                s.timezone
-            )
-        })?;
-        let days = parse_days(s.days.iter().map(String::as_str))
-            .map_err(|e| format!("schedule.days: {e}"))?;
-        let open = parse_hhmm("schedule.from", &s.from, false)?;
-        let close = parse_hhmm("schedule.to", &s.to, true)?;
-        if open == close {
-            return Err("schedule: from and to must differ".into());
-        }
-        d.timezone = Some(tz.name().to_owned());
-        d.days = Some(days_to_stored(&days));
-        d.open_minute = Some(i64::from(open));
-        d.close_minute = Some(i64::from(close));
+        let s = s.parse("schedule")?;
+        d.timezone = Some(s.tz.name().to_owned());
+        d.days = Some(days_to_stored(&s.days));
+        d.open_minute = Some(i64::from(s.open));
+        d.close_minute = Some(i64::from(s.close));
     }
     let stored = |t: TargetSpec| -> Result<String, String> {
         let t = Target::from(t);
@@ -630,6 +715,191 @@ mod tests {
         assert!(s.contains(at(28, 5)), "Saturday 05:00");
         assert!(!s.contains(at(28, 23)), "Saturday 23:00");
         assert!(!s.contains(at(27, 5)), "Friday 05:00 belongs to Thursday");
+    }
+
+    fn moscow_office() -> Schedule {
+        ScheduleSpec {
+            timezone: "Europe/Moscow".into(),
+            days: vec!["mon-fri".into()],
+            from: "09:00".into(),
+            to: "18:00".into(),
+        }
+        .parse("hours")
+        .unwrap()
+    }
+
+    /// Moscow wall-clock time (UTC+3 all year) in the week of Monday 2026-11-23.
+    fn msk(day: u32, h: u32, m: u32) -> DateTime<Utc> {
+        chrono_tz::Europe::Moscow
+            .with_ymd_and_hms(2026, 11, day, h, m, 0)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn open_time_inside_the_window_is_plain_time() {
+        let s = moscow_office();
+        let q = TimeDelta::minutes(15);
+        assert_eq!(s.after_open_time(msk(23, 10, 0), q), msk(23, 10, 15));
+        assert_eq!(s.after_open_time(msk(23, 9, 0), q), msk(23, 9, 15));
+        assert_eq!(s.after_open_time(msk(23, 17, 45), q), msk(23, 18, 0));
+        assert_eq!(
+            s.after_open_time(msk(23, 10, 0), TimeDelta::zero()),
+            msk(23, 10, 0)
+        );
+    }
+
+    #[test]
+    fn open_time_after_closing_carries_on_the_next_working_morning() {
+        let s = moscow_office();
+        let q = TimeDelta::minutes(15);
+        assert_eq!(
+            s.after_open_time(msk(23, 21, 0), q),
+            msk(24, 9, 15),
+            "after close"
+        );
+        assert_eq!(
+            s.after_open_time(msk(24, 7, 0), q),
+            msk(24, 9, 15),
+            "before opening"
+        );
+        assert_eq!(
+            s.after_open_time(msk(23, 17, 50), q),
+            msk(24, 9, 5),
+            "split over the night"
+        );
+        // Ten hours of a nine-hour day: the whole Monday and one hour of Tuesday.
+        assert_eq!(
+            s.after_open_time(msk(23, 9, 0), TimeDelta::hours(10)),
+            msk(24, 10, 0)
+        );
+    }
+
+    #[test]
+    fn open_time_skips_the_weekend() {
+        let s = moscow_office();
+        let q = TimeDelta::minutes(15);
+        assert_eq!(
+            s.after_open_time(msk(27, 17, 55), q),
+            msk(30, 9, 10),
+            "Friday evening"
+        );
+        assert_eq!(
+            s.after_open_time(msk(28, 12, 0), q),
+            msk(30, 9, 15),
+            "Saturday"
+        );
+        assert_eq!(
+            s.after_open_time(msk(29, 23, 59), q),
+            msk(30, 9, 15),
+            "Sunday night"
+        );
+    }
+
+    #[test]
+    fn open_time_in_an_overnight_window() {
+        // Fridays 22:00 to Saturday 06:00 only.
+        let s = ScheduleSpec {
+            timezone: "Europe/Moscow".into(),
+            days: vec!["fri".into()],
+            from: "22:00".into(),
+            to: "06:00".into(),
+        }
+        .parse("hours")
+        .unwrap();
+        let q = TimeDelta::minutes(15);
+        assert_eq!(s.after_open_time(msk(27, 23, 0), q), msk(27, 23, 15));
+        assert_eq!(
+            s.after_open_time(msk(27, 23, 50), q),
+            msk(28, 0, 5),
+            "past midnight"
+        );
+        assert_eq!(
+            s.after_open_time(msk(26, 21, 0), q),
+            msk(27, 22, 15),
+            "Thursday"
+        );
+        // 10 minutes left on Saturday morning, the rest next Friday night.
+        let next_friday = chrono_tz::Europe::Moscow
+            .with_ymd_and_hms(2026, 12, 4, 22, 5, 0)
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(s.after_open_time(msk(28, 5, 50), q), next_friday);
+    }
+
+    #[test]
+    fn open_time_across_a_clock_change() {
+        // Berlin moves its clocks forward at 02:00 on Sunday 2026-03-29; a
+        // round-the-clock window loses nothing and gains nothing.
+        let s = ScheduleSpec {
+            timezone: "Europe/Berlin".into(),
+            days: vec!["mon-sun".into()],
+            from: "00:00".into(),
+            to: "24:00".into(),
+        }
+        .parse("hours")
+        .unwrap();
+        let from = Utc.with_ymd_and_hms(2026, 3, 29, 0, 50, 0).unwrap();
+        assert_eq!(
+            s.after_open_time(from, TimeDelta::minutes(30)),
+            from + TimeDelta::minutes(30)
+        );
+    }
+
+    proptest::proptest! {
+        /// Walking minute by minute with `contains` counts exactly the open
+        /// time `after_open_time` skipped over, and the last minute counted is open.
+        #[test]
+        fn open_time_agrees_with_the_window(
+            start_min in 0i64..(14 * 1440),
+            work in 1i64..700,
+            overnight in proptest::bool::ANY,
+        ) {
+            let s = if overnight {
+                ScheduleSpec {
+                    timezone: "Europe/Moscow".into(),
+                    days: vec!["tue".into(), "sat-sun".into()],
+                    from: "20:30".into(),
+                    to: "02:15".into(),
+                }
+                .parse("hours")
+                .unwrap()
+            } else {
+                moscow_office()
+            };
+            let from = msk(23, 0, 0) + TimeDelta::minutes(start_min);
+            let due = s.after_open_time(from, TimeDelta::minutes(work));
+            let mut counted = 0;
+            let mut t = from;
+            while t < due {
+                if s.contains(t) {
+                    counted += 1;
+                }
+                t += TimeDelta::minutes(1);
+            }
+            proptest::prop_assert_eq!(counted, work);
+            proptest::prop_assert!(s.contains(due - TimeDelta::minutes(1)));
+        }
+    }
+
+    #[test]
+    fn schedule_specs_name_the_bad_field() {
+        let spec = |tz: &str, day: &str, from: &str, to: &str| ScheduleSpec {
+            timezone: tz.into(),
+            days: vec![day.into()],
+            from: from.into(),
+            to: to.into(),
+        };
+        for (s, needle) in [
+            (spec("Mars/Base", "mon", "09:00", "18:00"), "hours.timezone"),
+            (spec("UTC", "funday", "09:00", "18:00"), "hours.days"),
+            (spec("UTC", "mon", "9", "18:00"), "hours.from"),
+            (spec("UTC", "mon", "09:00", "25:00"), "hours.to"),
+            (spec("UTC", "mon", "09:00", "09:00"), "must differ"),
+        ] {
+            let err = s.parse("hours").unwrap_err();
+            assert!(err.contains(needle), "{err}");
+        }
     }
 
     #[test]

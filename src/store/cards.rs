@@ -327,18 +327,26 @@ impl Db {
     /// What the caller index compares to notice writes made elsewhere
     /// (another node, the import command).
     pub async fn phone_tables_mark(&self) -> Result<PhoneTablesMark> {
-        let (contacts, contacts_changed): (i64, i64) =
-            sqlx::query_as("SELECT COUNT(*), COALESCE(MAX(updated_at), 0) FROM contacts")
-                .fetch_one(&self.pool)
-                .await?;
-        let (companies, companies_changed): (i64, i64) =
-            sqlx::query_as("SELECT COUNT(*), COALESCE(MAX(updated_at), 0) FROM companies")
-                .fetch_one(&self.pool)
-                .await?;
-        let (leads, leads_changed): (i64, i64) =
-            sqlx::query_as("SELECT COUNT(*), COALESCE(MAX(updated_at), 0) FROM leads")
-                .fetch_one(&self.pool)
-                .await?;
+        // One round trip; each MAX reads the end of its `*_updated` index and
+        // each COUNT the smallest index, so a re-sync every few seconds stays
+        // cheap at a million contacts (a combined COUNT/MAX scans the table).
+        let (contacts, contacts_changed, companies, companies_changed, leads, leads_changed): (
+            i64,
+            i64,
+            i64,
+            i64,
+            i64,
+            i64,
+        ) = sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM contacts), \
+                    (SELECT COALESCE(MAX(updated_at), 0) FROM contacts), \
+                    (SELECT COUNT(*) FROM companies), \
+                    (SELECT COALESCE(MAX(updated_at), 0) FROM companies), \
+                    (SELECT COUNT(*) FROM leads), \
+                    (SELECT COALESCE(MAX(updated_at), 0) FROM leads)",
+        )
+        .fetch_one(&self.pool)
+        .await?;
         Ok(PhoneTablesMark {
             contacts,
             contacts_changed,
@@ -442,33 +450,6 @@ impl Db {
 }
 
 impl Db {
-    /// The card a logged call is on.
-    pub async fn call_party(&self, call_id: &str) -> Result<Option<crate::crm::index::Party>> {
-        let row: Option<(Option<i64>, Option<i64>)> =
-            sqlx::query_as("SELECT contact_id, lead_id FROM activities WHERE call_id = $1")
-                .bind(call_id)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(match row {
-            Some((Some(c), _)) => Some(crate::crm::index::Party::Contact(c)),
-            Some((None, Some(l))) => Some(crate::crm::index::Party::Lead(l)),
-            _ => None,
-        })
-    }
-
-    /// Moves a logged call to another contact's timeline.
-    pub async fn relink_call(&self, call_id: &str, contact_id: i64) -> Result<bool> {
-        let n = sqlx::query("UPDATE activities SET contact_id = $1 WHERE call_id = $2")
-            .bind(contact_id)
-            .bind(call_id)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        Ok(n > 0)
-    }
-}
-
-impl Db {
     /// A callback task for a missed call; `None` when that call already has one.
     pub async fn create_callback_task(
         &self,
@@ -496,7 +477,8 @@ impl Db {
     }
 
     /// Closes the open callback tasks of a contact or lead (the customer was
-    /// reached); returns each closed task's id and creation time.
+    /// reached); returns each closed task's id and when the call it was made
+    /// for ended (the task's creation when that call is not logged).
     pub async fn close_callbacks(
         &self,
         contact_id: Option<i64>,
@@ -504,20 +486,28 @@ impl Db {
         at: i64,
     ) -> Result<Vec<(i64, i64)>> {
         let open: Vec<(i64, i64)> = sqlx::query_as(
-            "SELECT id, created_at FROM tasks WHERE kind = 'callback' AND done = 0 \
-             AND ((contact_id IS NOT NULL AND contact_id = $1) OR (lead_id IS NOT NULL AND lead_id = $2))",
+            "SELECT t.id, COALESCE(c.ended_at, c.started_at, t.created_at) FROM tasks t \
+             LEFT JOIN calls c ON c.call_id = t.call_id WHERE t.kind = 'callback' AND t.done = 0 \
+             AND ((t.contact_id IS NOT NULL AND t.contact_id = $1) OR (t.lead_id IS NOT NULL AND t.lead_id = $2))",
         )
         .bind(contact_id)
         .bind(lead_id)
         .fetch_all(&self.pool)
         .await?;
-        for (id, _) in &open {
-            sqlx::query("UPDATE tasks SET done = 1, done_at = $1 WHERE id = $2")
-                .bind(at)
-                .bind(id)
-                .execute(&self.pool)
-                .await?;
+        let mut closed = Vec::with_capacity(open.len());
+        for (id, missed) in open {
+            // Only the writer that flips the flag reports the task closed.
+            let n =
+                sqlx::query("UPDATE tasks SET done = 1, done_at = $1 WHERE id = $2 AND done = 0")
+                    .bind(at)
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+            if n > 0 {
+                closed.push((id, missed));
+            }
         }
-        Ok(open)
+        Ok(closed)
     }
 }

@@ -123,6 +123,21 @@ impl Db {
         Ok(sql.query_as().fetch_all(&self.pool).await?)
     }
 
+    /// The oldest lead not yet converted with this number, as the caller
+    /// index would find it once it has caught up with other writers.
+    pub async fn open_lead_for(&self, e164: &str) -> Result<Option<Lead>> {
+        let id: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM leads WHERE phone_e164 = $1 AND status <> 'converted' ORDER BY id LIMIT 1",
+        )
+        .bind(e164)
+        .fetch_optional(&self.pool)
+        .await?;
+        match id {
+            Some(id) => Ok(Some(self.lead(id).await?)),
+            None => Ok(None),
+        }
+    }
+
     /// Every (number, lead) pair of leads not yet converted, for the caller index.
     pub async fn open_lead_phones(&self) -> Result<Vec<(String, i64)>> {
         Ok(sqlx::query_as(

@@ -6,6 +6,7 @@
 
 pub mod activities;
 pub mod audit;
+pub mod calls;
 pub mod cards;
 pub mod companies;
 pub mod contacts;

@@ -95,6 +95,8 @@ test('a pushed card renders hostile caller text as text', async () => {
   assert.equal(await c.locator('.caller-name').textContent(), '<img src=x onerror=alert(1)>');
   assert.equal(await c.locator('.party-name a').textContent(), '<b onmouseover=alert(2)>Pyotr</b>');
   assert.equal(await c.locator('img, b').count(), 0);
+  // The caller's number as the card writes it, not the PBX's digits.
+  assert.match(await c.locator('.caller-number').textContent(), /^\+7 916 123-45-67\b/);
   assert.match(await c.textContent(), /Romashka LLC/);
   assert.match(await c.textContent(), /40 seats/);
   await page.waitForTimeout(200);

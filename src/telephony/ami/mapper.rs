@@ -778,6 +778,32 @@ mod tests {
     }
 
     #[test]
+    fn hold_and_unhold_name_the_agent_whose_phone_held() {
+        let ami = include_bytes!("../../../tests/fixtures/ami/synthetic_hold.ami");
+        let mut m = Mapper::new(MapperConfig::default());
+        let mut out = Vec::new();
+        for (_, msg) in super::super::replay::timed_messages(ami, None) {
+            m.map(&msg, Utc::now(), &mut out);
+        }
+        let holds: Vec<&CallEventKind> = out
+            .iter()
+            .filter(|e| e.call_id == "1795427500.90")
+            .map(|e| &e.kind)
+            .filter(|k| matches!(k, CallEventKind::Held { .. } | CallEventKind::Unheld { .. }))
+            .collect();
+        let by = Some("101".to_owned());
+        assert_eq!(
+            holds,
+            [
+                &CallEventKind::Held { by: by.clone() },
+                &CallEventKind::Unheld { by: by.clone() },
+                &CallEventKind::Held { by: by.clone() },
+                &CallEventKind::Unheld { by },
+            ]
+        );
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(parse_duration("01:02:03"), TimeDelta::try_seconds(3723));
         assert_eq!(parse_duration("x"), None);

@@ -209,6 +209,15 @@ mod tests {
         );
         assert!(r.transfers.is_empty());
         assert!(r.started_at.starts_with("2026-11-23T"), "{}", r.started_at);
+        assert_eq!(r.segments.len(), 1);
+        assert_eq!(r.segments[0].agent, "101");
+        near(r.segments[0].talk_s, 5.0);
+        assert_eq!(
+            r.segments[0].started_at,
+            r.answered_at.clone().unwrap_or_default()
+        );
+        assert_eq!(r.hold_s, 0.0);
+        assert_eq!(r.cause.map(|c| c.code), Some(16));
     }
 
     #[test]
@@ -222,6 +231,9 @@ mod tests {
         assert_eq!(r.answered_at, None);
         assert_eq!(r.rang, ["101"]);
         assert_eq!(r.talk_s, 0.0);
+        assert!(r.segments.is_empty());
+        let cause = r.cause.expect("a hangup cause");
+        assert_eq!((cause.code, cause.text.as_str()), (17, "User busy"));
     }
 
     #[test]
@@ -234,6 +246,8 @@ mod tests {
         assert_eq!(r.rang, ["101"]);
         near(r.ring_s, 20.0);
         assert_eq!(r.talk_s, 0.0);
+        // The caller's leg clears normally; the agent's (cause 0) is not the call's.
+        assert_eq!(r.cause.map(|c| c.code), Some(16));
     }
 
     #[test]
@@ -248,6 +262,9 @@ mod tests {
         assert_eq!(r.caller, "+4930123456");
         near(r.ring_s, 3.0);
         near(r.talk_s, 4.0);
+        assert_eq!(r.segments.len(), 1);
+        assert_eq!(r.segments[0].agent, "102");
+        near(r.segments[0].talk_s, 4.0);
         assert_eq!(
             r.recording.as_deref(),
             Some("/var/spool/asterisk/monitor/1795426750.12.wav")
@@ -265,6 +282,7 @@ mod tests {
         assert_eq!(r.caller, "+79031112233");
         near(r.ring_s, 8.0);
         assert_eq!(r.talk_s, 0.0);
+        assert_eq!(r.cause.map(|c| c.code), Some(0));
     }
 
     #[test]
@@ -333,6 +351,19 @@ mod tests {
         assert_eq!(r.transfers[0].kind, TransferKind::Blind);
         near(r.ring_s, 2.0);
         near(r.talk_s, 13.0);
+        // 101 from the answer to the transfer, 102 from its answer to the end.
+        let seg: Vec<(&str, f64)> = r
+            .segments
+            .iter()
+            .map(|g| (g.agent.as_str(), g.talk_s))
+            .collect();
+        assert_eq!(seg.len(), 2, "{seg:?}");
+        assert_eq!(seg[0].0, "101");
+        near(seg[0].1, 4.0);
+        assert_eq!(seg[1].0, "102");
+        near(seg[1].1, 6.0);
+        assert_eq!(r.hold_s, 0.0);
+        assert_eq!(r.cause.as_ref().map(|c| c.code), Some(16));
     }
 
     #[test]
@@ -348,6 +379,40 @@ mod tests {
         assert_eq!(r.transfers[0].kind, TransferKind::Attended);
         assert_eq!(r.rang, ["101", "102"]);
         near(r.talk_s, 17.0);
+        // 101 keeps the caller (on hold from 5 s) until the transfer at 12 s.
+        let seg: Vec<(&str, f64)> = r
+            .segments
+            .iter()
+            .map(|g| (g.agent.as_str(), g.talk_s))
+            .collect();
+        assert_eq!(seg.len(), 2, "{seg:?}");
+        assert_eq!(seg[0].0, "101");
+        near(seg[0].1, 10.0);
+        assert_eq!(seg[1].0, "102");
+        near(seg[1].1, 7.0);
+        near(r.hold_s, 7.0);
+    }
+
+    #[test]
+    fn synthetic_hold() {
+        let r = one(fixture!("synthetic_hold"));
+        recorded(&r);
+        assert_eq!(r.disposition, Disposition::Answered);
+        assert_eq!(r.agent.as_deref(), Some("101"));
+        near(r.ring_s, 2.0);
+        near(r.talk_s, 15.0);
+        near(r.hold_s, 6.0);
+        assert!(r.hold_s > 5.5 && r.hold_s < 6.5, "{}", r.hold_s);
+        assert_eq!(r.segments.len(), 1);
+        near(r.segments[0].talk_s, 15.0);
+        let s = replay_sessions(
+            include_bytes!("../../../tests/fixtures/ami/synthetic_hold.ami"),
+            Some(include_str!(
+                "../../../tests/fixtures/ami/synthetic_hold.times"
+            )),
+            MapperConfig::default(),
+        );
+        assert!(!s[0].on_hold && s[0].held_since.is_none());
     }
 
     #[test]
@@ -438,6 +503,12 @@ mod tests {
         assert_eq!(v["rang"], serde_json::json!(["101", "102"]));
         assert!(v["agent"].is_null());
         assert!((v["ring_s"].as_f64().unwrap_or(0.0) - 8.0).abs() <= 1.0);
+        assert_eq!(v["segments"], serde_json::json!([]));
+        assert_eq!(v["hold_s"], 0.0);
+        assert_eq!(
+            v["cause"],
+            serde_json::json!({"code": 0, "text": "Unknown"})
+        );
         for k in [
             "call_id",
             "callee",
@@ -448,6 +519,9 @@ mod tests {
             "talk_s",
             "transfers",
             "recording",
+            "segments",
+            "hold_s",
+            "cause",
         ] {
             assert!(v.get(k).is_some(), "missing {k}");
         }

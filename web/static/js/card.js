@@ -251,6 +251,9 @@ function headerView(ctx, call) {
   const f = call.ring;
   const caller = f.caller || {};
   const number = caller.e164 || caller.number;
+  // The number as the card writes it (`+7 916 123-45-67`) reads better than
+  // the PBX's digits; unknown callers keep what the PBX sent.
+  const written = (f.contact?.phones || []).find((p) => p.e164 && p.e164 === caller.e164)?.raw;
   return [
     h(
       'div.call-status',
@@ -264,7 +267,7 @@ function headerView(ctx, call) {
     ),
     h(
       'div.call-caller',
-      h('span.caller-number', phoneLink(ctx, number, caller.number || number)),
+      h('span.caller-number', phoneLink(ctx, number, written || caller.number || number)),
       caller.name ? h('span.caller-name', caller.name) : null,
     ),
     h(
