@@ -208,14 +208,24 @@ fn card_sql(of: CardOf) -> String {
         CardOf::Company(_) => None,
     };
     if let Some(col) = tasks {
+        // Dated and undated tasks apart, so each is a walk along the
+        // open-task index rather than a sort of every open task.
+        let open = |dated: &str, order: &str| {
+            format!(
+                "SELECT * FROM (SELECT id, title, due_at, assignee_id, \
+                 CASE WHEN due_at IS NULL THEN 1 ELSE 0 END AS undated FROM tasks \
+                 WHERE {col} = $1 AND done = 0 AND due_at IS {dated} ORDER BY {order} LIMIT 10) t"
+            )
+        };
         parts.push(card_select(
             TASK,
-            &["CASE WHEN x.due_at IS NULL THEN 1 ELSE 0 END", "x.due_at", "x.id"],
+            &["x.undated", "x.due_at", "x.id"],
             &["x.id", "x.due_at", "x.assignee_id"],
             &["x.title"],
             &format!(
-                "FROM (SELECT id, title, due_at, assignee_id FROM tasks WHERE {col} = $1 AND done = 0 \
-                 ORDER BY due_at IS NULL, due_at, id LIMIT 10) x"
+                "FROM ({} UNION ALL {} ORDER BY undated, due_at, id LIMIT 10) x",
+                open("NOT NULL", "due_at, id"),
+                open("NULL", "id")
             ),
         ));
     }
