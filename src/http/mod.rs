@@ -77,7 +77,7 @@ impl AppState {
         let callers = Callers::load(&db, &config).await?;
         let extensions = crate::extensions::Extensions::load(&db).await?;
         let push = match config.redis_url.as_deref() {
-            Some(url) => crate::push::Hub::with_redis(url).await?,
+            Some(url) => crate::push::Hub::with_redis(url, &config.redis_prefix).await?,
             None => crate::push::Hub::local(),
         };
         let presence = crate::presence::Presence::new(db.clone(), push.clone());

@@ -100,9 +100,10 @@ impl Hub {
         }
     }
 
-    /// A hub that shares streams with other nodes through Redis.
-    pub async fn with_redis(url: &str) -> anyhow::Result<Hub> {
-        let link = RedisLink::connect(url).await?;
+    /// A hub that shares streams with the other nodes of its deployment
+    /// (those with the same `prefix`) through Redis.
+    pub async fn with_redis(url: &str, prefix: &str) -> anyhow::Result<Hub> {
+        let link = RedisLink::connect(url, prefix).await?;
         let hub = Hub {
             inner: Arc::new(Inner {
                 streams: Mutex::new(HashMap::new()),
