@@ -467,19 +467,19 @@ async fn pops(opts: &Opts, two_nodes: bool) {
     let ami_url = format!("ami://crm:secret@{}", listener.local_addr().unwrap());
     let (ready_tx, ready_rx) = oneshot::channel();
     tokio::spawn(ami_server(listener, ready_tx));
+    // A prefix of its own: keys left by earlier runs or other users of
+    // the Redis server cannot swallow this run's pops.
+    let prefix = format!("pushload{}x{}", std::process::id(), rand_tag());
+    let shared = [
+        ("RINGSIDE_REDIS_URL", opts.redis.clone()),
+        ("RINGSIDE_REDIS_PREFIX", prefix),
+    ];
     let mut env = vec![("RINGSIDE_AMI_URL", ami_url)];
     if two_nodes {
-        env.push(("RINGSIDE_REDIS_URL", opts.redis.clone()));
+        env.extend(shared.iter().cloned());
     }
     let a = Node::start(&opts.bin, dir.path(), &db_url, &env);
-    let b = two_nodes.then(|| {
-        Node::start(
-            &opts.bin,
-            dir.path(),
-            &db_url,
-            &[("RINGSIDE_REDIS_URL", opts.redis.clone())],
-        )
-    });
+    let b = two_nodes.then(|| Node::start(&opts.bin, dir.path(), &db_url, &shared));
     let wr = tokio::time::timeout(Duration::from_secs(30), ready_rx)
         .await
         .expect("AMI login within 30 s")
@@ -508,6 +508,12 @@ async fn pops(opts: &Opts, two_nodes: bool) {
     if let Some(b) = &b {
         b.report_trouble("B");
     }
+}
+
+fn rand_tag() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 async fn idle(opts: &Opts) {

@@ -14,6 +14,9 @@ use serde::Deserialize;
 pub struct Config {
     pub database_url: String,
     pub redis_url: Option<String>,
+    /// Put before every Redis key and the pub/sub channel (`ringside` →
+    /// `ringside:push`), so deployments can share one Redis server.
+    pub redis_prefix: String,
     pub ami_url: Option<String>,
     pub sip_bind: Option<String>,
     pub http_bind: SocketAddr,
@@ -149,6 +152,7 @@ struct FileConfig {
     cti_tokens: Option<Vec<String>>,
     database_url: Option<String>,
     redis_url: Option<String>,
+    redis_prefix: Option<String>,
     ami_url: Option<String>,
     sip_bind: Option<String>,
     http_bind: Option<String>,
@@ -234,6 +238,22 @@ impl Config {
             return Err(invalid(
                 "RINGSIDE_REDIS_URL",
                 format!("`{url}` must start with redis://"),
+            ));
+        }
+        let redis_prefix =
+            get("RINGSIDE_REDIS_PREFIX", fc.redis_prefix).unwrap_or_else(|| "ringside".to_owned());
+        if redis_prefix.is_empty()
+            || redis_prefix.len() > 64
+            || !redis_prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        {
+            return Err(invalid(
+                "RINGSIDE_REDIS_PREFIX",
+                format!(
+                    "`{redis_prefix}` must be 1 to 64 letters, digits, `_`, `-` or `.` \
+                     (e.g. the deployment's name)"
+                ),
             ));
         }
         let ami_url = get("RINGSIDE_AMI_URL", fc.ami_url).filter(|s| !s.is_empty());
@@ -326,6 +346,7 @@ impl Config {
         Ok(Config {
             database_url,
             redis_url,
+            redis_prefix,
             ami_url,
             sip_bind,
             http_bind,
@@ -523,6 +544,25 @@ mod tests {
         assert_eq!(c.database_url, "sqlite://ringside.db");
         assert_eq!(c.http_bind.to_string(), "127.0.0.1:8080");
         assert_eq!(c.default_region, "RU");
+        assert_eq!(c.redis_prefix, "ringside");
+    }
+
+    #[test]
+    fn the_redis_prefix_comes_from_the_file_or_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ringside.toml");
+        std::fs::write(&path, "redis_prefix = \"crm-eu.prod\"\n").unwrap();
+        let c = Config::load_from(Some(&path), &env(&[])).unwrap();
+        assert_eq!(c.redis_prefix, "crm-eu.prod");
+        let c =
+            Config::load_from(Some(&path), &env(&[("RINGSIDE_REDIS_PREFIX", "staging")])).unwrap();
+        assert_eq!(c.redis_prefix, "staging");
+        std::fs::write(&path, "redis_prefix = \"a b\"\n").unwrap();
+        let err = Config::load_from(Some(&path), &env(&[])).unwrap_err();
+        assert!(
+            err.to_string().starts_with("RINGSIDE_REDIS_PREFIX"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -533,6 +573,10 @@ mod tests {
             ("RINGSIDE_DEFAULT_REGION", "XX"),
             ("RINGSIDE_AMI_URL", "tcp://h:5038"),
             ("RINGSIDE_REDIS_URL", "h:6379"),
+            ("RINGSIDE_REDIS_PREFIX", ""),
+            ("RINGSIDE_REDIS_PREFIX", "two words"),
+            ("RINGSIDE_REDIS_PREFIX", "a:b"),
+            ("RINGSIDE_REDIS_PREFIX", "*"),
             ("RINGSIDE_AGI_BIND", "4573"),
             ("RINGSIDE_ROUTING_DEFAULT_TARGET", "Queue/support,t"),
         ] {

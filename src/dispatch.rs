@@ -11,13 +11,14 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
+use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::calls::{
     CallEvent, CallEventKind, CallRecord, CallSession, Direction, Disposition, Moment,
 };
-use crate::crm::directory::{Identified, identify};
+use crate::crm::directory::{Card, Reason, identify};
 use crate::crm::index::{Lookup, NoMatch, Party};
 use crate::http::AppState;
 use crate::store::activities::NewActivity;
@@ -89,61 +90,59 @@ impl LiveCalls {
     }
 }
 
-/// The sending side: adapters (the AMI client, the CTI API) feed it.
+/// The sending side: adapters (the AMI client, the CTI API) feed it. Each
+/// input goes straight to its call's worker, in the caller's task: no task
+/// in between for a ring to wait on.
 #[derive(Clone)]
 pub struct Dispatch {
-    tx: mpsc::UnboundedSender<Input>,
+    inner: Arc<Workers>,
 }
 
-enum Input {
-    Moment(Moment),
-    Event(CallEvent),
-    Finished(Box<CallSession>),
+struct Workers {
+    state: AppState,
+    calls: Mutex<HashMap<String, mpsc::UnboundedSender<Work>>>,
 }
 
 impl Dispatch {
-    /// Starts the dispatcher task.
+    /// Starts dispatching to per-call workers.
     pub fn start(state: AppState) -> Dispatch {
-        let (tx, mut rx) = mpsc::unbounded_channel::<Input>();
-        tokio::spawn(async move {
-            let mut workers: HashMap<String, mpsc::UnboundedSender<Work>> = HashMap::new();
-            while let Some(input) = rx.recv().await {
-                let (call_id, work) = match input {
-                    Input::Moment(Moment::Finished(s)) => (s.call_id.clone(), Work::Finished(s)),
-                    Input::Moment(m) => (moment_call(&m).to_owned(), Work::Moment(m)),
-                    Input::Event(e) => match e.kind {
-                        CallEventKind::RingEnded { agent, .. } => {
-                            (e.call_id, Work::RingEnded(agent))
-                        }
-                        _ => continue,
-                    },
-                    Input::Finished(s) => (s.call_id.clone(), Work::Finished(s)),
-                };
-                let last = matches!(work, Work::Finished(_));
-                let worker = workers.entry(call_id.clone()).or_insert_with(|| {
-                    let (wtx, wrx) = mpsc::unbounded_channel();
-                    tokio::spawn(run_call(state.clone(), call_id.clone(), wrx));
-                    wtx
-                });
-                let _ = worker.send(work);
-                if last {
-                    workers.remove(&call_id);
-                }
-            }
+        Dispatch {
+            inner: Arc::new(Workers {
+                state,
+                calls: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    fn to_call(&self, call_id: String, work: Work) {
+        let last = matches!(work, Work::Finished(_));
+        let mut calls = self.inner.calls.lock().unwrap_or_else(|p| p.into_inner());
+        let worker = calls.entry(call_id.clone()).or_insert_with(|| {
+            let (wtx, wrx) = mpsc::unbounded_channel();
+            tokio::spawn(run_call(self.inner.state.clone(), call_id.clone(), wrx));
+            wtx
         });
-        Dispatch { tx }
+        let _ = worker.send(work);
+        if last {
+            calls.remove(&call_id);
+        }
     }
 
     pub fn moment(&self, m: Moment) {
-        let _ = self.tx.send(Input::Moment(m));
+        match m {
+            Moment::Finished(s) => self.to_call(s.call_id.clone(), Work::Finished(s)),
+            m => self.to_call(moment_call(&m).to_owned(), Work::Moment(m)),
+        }
     }
 
     pub fn event(&self, e: CallEvent) {
-        let _ = self.tx.send(Input::Event(e));
+        if let CallEventKind::RingEnded { agent, .. } = e.kind {
+            self.to_call(e.call_id, Work::RingEnded(agent));
+        }
     }
 
     pub fn finished(&self, s: CallSession) {
-        let _ = self.tx.send(Input::Finished(Box::new(s)));
+        self.to_call(s.call_id.clone(), Work::Finished(Box::new(s)));
     }
 
     /// Forwards everything an AMI connection yields, moments first so a
@@ -173,8 +172,150 @@ fn moment_call(m: &Moment) -> &str {
     }
 }
 
+/// The caller's side of a call's pops, looked up once per call and
+/// serialized once: the lookup's fields without `number`.
+struct CallerCard {
+    e164: Option<String>,
+    /// `"match":…,"contact":…,"lead":…,"company":…,"candidates":…,"reason":…`
+    fields: String,
+}
+
+#[derive(Serialize)]
+struct CardFields<'a> {
+    #[serde(rename = "match")]
+    matched: &'static str,
+    contact: &'a Option<Card>,
+    lead: &'a Option<Card>,
+    company: &'a Option<Card>,
+    candidates: &'a [Card],
+    reason: &'a Option<Reason>,
+}
+
+/// What a `call.ringing` says besides the caller's cards.
+#[derive(Serialize)]
+struct RingingFields<'a> {
+    call_id: &'a str,
+    agent: &'a str,
+    caller: RingingCaller<'a>,
+    queue: &'a Option<String>,
+    did: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct RingingCaller<'a> {
+    number: &'a str,
+    e164: Option<&'a str>,
+    name: &'a Option<String>,
+}
+
+/// The inside of the JSON object `value` serializes to (`"a":1,"b":2`).
+fn object_fields(value: &impl Serialize) -> String {
+    let mut text = serde_json::to_string(value).unwrap_or_default();
+    if text.starts_with('{') && text.ends_with('}') {
+        text.pop();
+        text.remove(0);
+        text
+    } else {
+        String::new()
+    }
+}
+
+/// A phone rings: the caller's card pops on the screens of the users on that
+/// extension. Nothing here waits for the database but the card itself, read
+/// once per call: who has the extension comes from memory, the message is
+/// serialized once for all of them, and agent states change after every
+/// screen has its pop.
+async fn ring(
+    state: &AppState,
+    call_id: &str,
+    agent: &str,
+    caller: &crate::calls::Party,
+    queue: Option<String>,
+    card: &mut Option<CallerCard>,
+    rung: &mut BTreeMap<i64, String>,
+) {
+    let users = match state.extensions.users(&state.db, agent).await {
+        Ok(u) => u,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot find who has extension {agent}");
+            return;
+        }
+    };
+    if users.is_empty() {
+        return;
+    }
+    if card.is_none() {
+        match identify(&state.db, &state.callers, caller.number.trim()).await {
+            Ok(found) => {
+                {
+                    let mut calls = state.live_calls.lock();
+                    let entry = calls.entry(call_id.to_owned()).or_default();
+                    if entry.party.is_none() {
+                        entry.party = found.party().or_else(|| {
+                            // Shared number: the most recently active card
+                            // until the agent picks one.
+                            found
+                                .candidates
+                                .iter()
+                                .max_by_key(|c| c.activities.first().map(|a| a.at))
+                                .map(|c| Party::Contact(c.id))
+                        });
+                    }
+                }
+                *card = Some(CallerCard {
+                    fields: object_fields(&CardFields {
+                        matched: found.matched,
+                        contact: &found.contact,
+                        lead: &found.lead,
+                        company: &found.company,
+                        candidates: &found.candidates,
+                        reason: &found.reason,
+                    }),
+                    e164: found.number.e164,
+                });
+            }
+            Err(e) => tracing::warn!(error = %e, "caller lookup failed"),
+        }
+    }
+    let head = object_fields(&RingingFields {
+        call_id,
+        agent,
+        caller: RingingCaller {
+            number: &caller.number,
+            e164: card.as_ref().and_then(|c| c.e164.as_deref()),
+            name: &caller.name,
+        },
+        queue: &queue,
+        did: None,
+    });
+    let cards = card
+        .as_ref()
+        .map_or("\"match\":\"none\"", |c| c.fields.as_str());
+    let fields = format!("{head},{cards}");
+    {
+        let mut calls = state.live_calls.lock();
+        let entry = calls.entry(call_id.to_owned()).or_default();
+        for u in &users {
+            if !entry.users.contains(u) {
+                entry.users.push(*u);
+            }
+        }
+    }
+    for &u in &users {
+        rung.insert(u, agent.to_owned());
+        let once = format!("{call_id}:ringing:{u}:{agent}");
+        state
+            .push
+            .send_fields(u, "call.ringing", &fields, Some(&once))
+            .await;
+    }
+    for &u in &users {
+        state.presence.ringing(u, call_id).await;
+    }
+}
+
 async fn run_call(state: AppState, call_id: String, mut rx: mpsc::UnboundedReceiver<Work>) {
-    let mut pop: Option<Arc<Identified>> = None;
+    let mut card: Option<CallerCard> = None;
     // user → the extension that rang them
     let mut rung: BTreeMap<i64, String> = BTreeMap::new();
     while let Some(work) = rx.recv().await {
@@ -185,72 +326,10 @@ async fn run_call(state: AppState, call_id: String, mut rx: mpsc::UnboundedRecei
                 queue,
                 ..
             }) => {
-                let users = match state.db.users_for_extension(&agent).await {
-                    Ok(u) => u,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot find who has extension {agent}");
-                        continue;
-                    }
-                };
-                if users.is_empty() {
-                    continue;
-                }
-                if pop.is_none() {
-                    match identify(&state.db, &state.callers, caller.number.trim()).await {
-                        Ok(found) => {
-                            let mut calls = state.live_calls.lock();
-                            let entry = calls.entry(call_id.clone()).or_default();
-                            if entry.party.is_none() {
-                                entry.party = found.party().or_else(|| {
-                                    // Shared number: the most recently active card
-                                    // until the agent picks one.
-                                    found
-                                        .candidates
-                                        .iter()
-                                        .max_by_key(|c| c.activities.first().map(|a| a.at))
-                                        .map(|c| Party::Contact(c.id))
-                                });
-                            }
-                            pop = Some(Arc::new(found));
-                        }
-                        Err(e) => tracing::warn!(error = %e, "caller lookup failed"),
-                    }
-                }
-                let mut payload = match pop.as_deref() {
-                    Some(found) => serde_json::to_value(found).unwrap_or(Value::Null),
-                    None => json!({"match": "none"}),
-                };
-                if let Some(obj) = payload.as_object_mut() {
-                    obj.remove("number");
-                    obj.insert("call_id".into(), json!(call_id));
-                    obj.insert("agent".into(), json!(agent));
-                    obj.insert(
-                        "caller".into(),
-                        json!({
-                            "number": caller.number,
-                            "e164": pop.as_ref().and_then(|p| p.number.e164.clone()),
-                            "name": caller.name,
-                        }),
-                    );
-                    obj.insert("queue".into(), json!(queue));
-                    obj.insert("did".into(), Value::Null);
-                }
-                for u in users {
-                    rung.insert(u, agent.clone());
-                    {
-                        let mut calls = state.live_calls.lock();
-                        let entry = calls.entry(call_id.clone()).or_default();
-                        if !entry.users.contains(&u) {
-                            entry.users.push(u);
-                        }
-                    }
-                    let once = format!("{call_id}:ringing:{u}:{agent}");
-                    state
-                        .push
-                        .send(u, "call.ringing", payload.clone(), Some(&once))
-                        .await;
-                    state.presence.ringing(u, &call_id).await;
-                }
+                ring(
+                    &state, &call_id, &agent, &caller, queue, &mut card, &mut rung,
+                )
+                .await;
             }
             Work::RingEnded(agent) => {
                 let stopped: Vec<i64> = rung

@@ -10,6 +10,7 @@ pub mod config;
 pub mod crm;
 pub mod demo;
 pub mod dispatch;
+pub mod extensions;
 pub mod http;
 pub mod import;
 pub mod presence;

@@ -187,8 +187,8 @@ impl Presence {
         .await;
     }
 
-    pub async fn tab_closed(&self, user: &User) {
-        self.change(user.id, |e| e.online = false).await;
+    pub async fn tab_closed(&self, user: i64) {
+        self.change(user, |e| e.online = false).await;
     }
 
     /// The agent's own switch: `None` = available, `Some(reason)` = paused.

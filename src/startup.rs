@@ -56,6 +56,10 @@ impl Server {
             .callers
             .clone()
             .spawn_sync(state.db.clone(), std::time::Duration::from_secs(3));
+        state
+            .extensions
+            .clone()
+            .spawn_sync(state.db.clone(), std::time::Duration::from_secs(3));
         state.routing.reload(&state.db).await?;
         Ok(Server {
             state,

@@ -463,3 +463,169 @@ async fn the_lookup_command_prints_the_card() {
     assert!(!ok, "no card is exit status 1");
     assert!(out.contains("\"anonymous\""), "{out}");
 }
+
+/// The card as the separate store reads make it, for comparing with the
+/// one-query card the server pops.
+async fn card_from_separate_reads(app: &TestApp, kind: &str, id: i64) -> Value {
+    use ringside::store::cards::CardOf;
+    let db = &app.db;
+    let of = match kind {
+        "contact" => CardOf::Contact(id),
+        "lead" => CardOf::Lead(id),
+        _ => CardOf::Company(id),
+    };
+    let activities = db.card_activities(of, 5).await.unwrap();
+    let deals = db.card_deals(of).await.unwrap();
+    let tasks = db.card_tasks(of).await.unwrap();
+    let owner = |o: Option<i64>| async move {
+        match o {
+            Some(o) => db.user_ref(o).await.unwrap(),
+            None => None,
+        }
+    };
+    match kind {
+        "contact" => {
+            let c = db.contact(id).await.unwrap();
+            json!({"kind": "contact", "id": id, "name": c.name, "email": c.email,
+                   "company": c.company_id.zip(c.company_name).map(|(id, name)| json!({"id": id, "name": name})),
+                   "owner": owner(c.owner_id).await, "tags": c.tags,
+                   "phones": c.phones.iter().map(|p| json!({"raw": p.raw, "e164": p.e164})).collect::<Vec<_>>(),
+                   "activities": activities, "deals": deals, "tasks": tasks})
+        }
+        "lead" => {
+            let l = db.lead(id).await.unwrap();
+            json!({"kind": "lead", "id": id, "name": l.name, "email": l.email, "company": null,
+                   "owner": owner(l.manager_id).await, "tags": [],
+                   "phones": l.phone_raw.zip(l.phone_e164).map(|(raw, e164)| json!({"raw": raw, "e164": e164})).into_iter().collect::<Vec<_>>(),
+                   "status": l.status, "source": l.source,
+                   "activities": activities, "deals": deals, "tasks": tasks})
+        }
+        _ => {
+            let c = db.company(id).await.unwrap();
+            json!({"kind": "company", "id": id, "name": c.name, "email": null, "company": null,
+                   "owner": null, "tags": [],
+                   "phones": c.phone_raw.zip(c.phone_e164).map(|(raw, e164)| json!({"raw": raw, "e164": e164})).into_iter().collect::<Vec<_>>(),
+                   "activities": activities, "deals": deals, "tasks": []})
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_card_read_in_one_query_is_the_card_of_the_separate_reads() {
+    let app = TestApp::spawn_with(&[("RINGSIDE_DEFAULT_REGION", "RU")]).await;
+    let anna = app.add_user("anna", "manager", None, &["101"]).await;
+    let token = app.login("anna").await;
+    let post = |path: &'static str, body: Value| {
+        let (app, token) = (&app, &token);
+        async move {
+            let (s, v) = app.post(token, path, body).await;
+            assert!(s == 200 || s == 201, "{path}: {s} {v}");
+            v
+        }
+    };
+    let company = post(
+        "/api/v1/companies",
+        json!({"name": "Ромашка", "phone": "+7 495 111-22-33"}),
+    )
+    .await["id"]
+        .as_i64()
+        .unwrap();
+    let contact = post(
+        "/api/v1/contacts",
+        json!({"name": "Иван Петров", "company_id": company, "tags": ["vip", "b2b", "alpha"],
+               "email": "ivan@example.org", "owner_id": anna,
+               "phones": [{"number": "+7 (916) 123-45-67"}, {"number": "8 903 000-00-01"}]}),
+    )
+    .await["id"]
+        .as_i64()
+        .unwrap();
+    let other = post(
+        "/api/v1/contacts",
+        json!({"name": "Пётр", "company_id": company, "phones": [{"number": "+7 916 555-00-00"}]}),
+    )
+    .await["id"]
+        .as_i64()
+        .unwrap();
+    let lead = post(
+        "/api/v1/leads",
+        json!({"name": "New caller", "phone": "+7 926 777-88-99", "manager_id": anna}),
+    )
+    .await["id"]
+        .as_i64()
+        .unwrap();
+    for i in 0..7 {
+        post(
+            "/api/v1/notes",
+            json!({"contact_id": contact, "body": format!("note {i}")}),
+        )
+        .await;
+        post(
+            "/api/v1/notes",
+            json!({"contact_id": other, "body": format!("other {i}")}),
+        )
+        .await;
+    }
+    post(
+        "/api/v1/notes",
+        json!({"lead_id": lead, "body": "lead note"}),
+    )
+    .await;
+    for (title, due) in [
+        ("no date", None),
+        ("later", Some("2030-01-02T10:00:00Z")),
+        ("sooner", Some("2030-01-01T10:00:00Z")),
+    ] {
+        post(
+            "/api/v1/tasks",
+            json!({"title": title, "due_at": due, "contact_id": contact}),
+        )
+        .await;
+        post(
+            "/api/v1/tasks",
+            json!({"title": title, "due_at": due, "lead_id": lead}),
+        )
+        .await;
+    }
+    let pipeline = post(
+        "/api/v1/pipelines",
+        json!({"name": "Sales", "stages": [{"name": "New"}, {"name": "Won", "outcome": "won"}]}),
+    )
+    .await["id"]
+        .as_i64()
+        .unwrap();
+    for (title, who) in [("First", contact), ("Second", contact), ("Theirs", other)] {
+        post(
+            "/api/v1/deals",
+            json!({"title": title, "pipeline_id": pipeline, "contact_id": who, "amount_minor": 12_300}),
+        )
+        .await;
+    }
+    for (number, kind, id) in [
+        ("8%20916%20123%2045%2067", "contact", contact),
+        ("%2B79267778899", "lead", lead),
+        ("%2B74951112233", "company", company),
+    ] {
+        let (_, body) = app
+            .get(&token, &format!("/api/v1/lookup?number={number}"))
+            .await;
+        assert_eq!(body["match"], "exact", "{body}");
+        let expected = card_from_separate_reads(&app, kind, id).await;
+        assert_eq!(body[kind], expected, "{kind} card");
+    }
+    // The pieces are really there (not two empty cards agreeing).
+    let (_, body) = app
+        .get(&token, "/api/v1/lookup?number=8%20916%20123%2045%2067")
+        .await;
+    let card = &body["contact"];
+    assert_eq!(card["tags"], json!(["alpha", "b2b", "vip"]));
+    assert_eq!(card["phones"].as_array().unwrap().len(), 2);
+    assert_eq!(card["activities"].as_array().unwrap().len(), 5);
+    assert_eq!(card["deals"].as_array().unwrap().len(), 2);
+    let tasks: Vec<&str> = card["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(tasks, ["sooner", "later", "no date"]);
+}

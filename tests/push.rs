@@ -316,3 +316,128 @@ async fn pausing_in_the_console_pauses_the_agent_in_the_pbx_queues() {
     assert_eq!(paused.get("Paused"), Some("true"));
     assert_eq!(paused.get("Reason"), Some("lunch"));
 }
+
+#[tokio::test]
+async fn an_idle_tab_is_pinged_and_its_pong_keeps_it_open() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let app = TestApp::spawn().await;
+    app.add_user("anna", "agent", None, &["101"]).await;
+    let anna = app.login("anna").await;
+    let url = format!("{}/ws?token={anna}", app.base.replace("http://", "ws://"));
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    // Every tab is pinged once per 20 s; the first tab of a fresh server
+    // sooner (its group is the clock's first).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(25);
+    let mut pings = 0;
+    while pings < 1 {
+        let msg = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .expect("no ping within 25 s")
+            .expect("the server closed the tab")
+            .unwrap();
+        if let Message::Ping(p) = msg {
+            pings += 1;
+            ws.send(Message::Pong(p)).await.unwrap();
+        }
+    }
+    // Still open and still delivering after the pong.
+    let (s, v) = app
+        .send(
+            "PUT",
+            &anna,
+            "/api/v1/me/state",
+            json!({"state": "paused", "reason": "lunch"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    loop {
+        let msg = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("no agent.state after the pong")
+            .expect("the server closed the tab")
+            .unwrap();
+        if let Message::Text(t) = msg
+            && t.as_str().contains("\"paused\"")
+        {
+            break;
+        }
+    }
+}
+
+#[tokio::test]
+async fn nodes_with_another_redis_prefix_do_not_see_the_pops() {
+    let redis = match std::env::var("RINGSIDE_TEST_REDIS") {
+        Ok(r) if !r.is_empty() => r,
+        _ => {
+            eprintln!("RINGSIDE_TEST_REDIS not set: the redis prefix test needs a Redis server");
+            return;
+        }
+    };
+    // Fresh names: nothing from earlier runs (sequences, sent-once marks).
+    let tag: u64 = rand::random();
+    let ours = format!("t{tag:x}-ours");
+    let theirs = format!("t{tag:x}-theirs");
+    let fake = fake_pbx("direct_answered", Duration::from_secs(7)).await;
+    let node_a = TestApp::spawn_with(&[
+        ("RINGSIDE_AMI_URL", &fake.url()),
+        ("RINGSIDE_REDIS_URL", &redis),
+        ("RINGSIDE_REDIS_PREFIX", &ours),
+        ("RINGSIDE_DEFAULT_REGION", "RU"),
+    ])
+    .await;
+    let same = TestApp::spawn_beside(
+        &node_a,
+        &[
+            ("RINGSIDE_REDIS_URL", &redis),
+            ("RINGSIDE_REDIS_PREFIX", &ours),
+            ("RINGSIDE_DEFAULT_REGION", "RU"),
+        ],
+    )
+    .await;
+    let other = TestApp::spawn_beside(
+        &node_a,
+        &[
+            ("RINGSIDE_REDIS_URL", &redis),
+            ("RINGSIDE_REDIS_PREFIX", &theirs),
+            ("RINGSIDE_DEFAULT_REGION", "RU"),
+        ],
+    )
+    .await;
+    node_a.add_user("anna", "agent", None, &["101"]).await;
+    let anna = same.login("anna").await;
+    contact(&same, &anna, "Иван Петров", "+79161234567").await;
+    let mut on_same = Tab::open(&same, &anna, None).await;
+    let mut on_other = Tab::open(&other, &anna, None).await;
+    let msgs = on_same.until("call.ended", WAIT).await;
+    assert_eq!(of_type(&msgs, "call.ringing").len(), 1, "{msgs:?}");
+    let seen = on_other.drain(Duration::from_secs(1)).await;
+    assert!(
+        seen.iter()
+            .all(|m| !m["type"].as_str().unwrap_or("").starts_with("call.")),
+        "a node of another deployment got its pops: {seen:?}"
+    );
+    // The keys carry the prefix; clean them up.
+    let client = redis::Client::open(redis.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    for prefix in [&ours, &theirs] {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{prefix}:*"))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if prefix == &ours {
+            assert!(
+                keys.iter().any(|k| k.starts_with(&format!("{ours}:seq:"))),
+                "{keys:?}"
+            );
+        }
+        for k in keys {
+            let _: () = redis::cmd("DEL")
+                .arg(k)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+        }
+    }
+}

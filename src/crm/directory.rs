@@ -17,7 +17,9 @@ use crate::config::Config;
 use crate::crm::caller::{Caller, Matcher};
 use crate::crm::index::{CallerIndex, Lookup, NoMatch, Party};
 use crate::crm::phones::E164;
-use crate::store::cards::{CardActivity, CardDeal, CardOf, CardTask, PhoneTablesMark, UserRef};
+use crate::store::cards::{
+    CardActivity, CardDeal, CardOf, CardRow, CardTask, PhoneTablesMark, UserRef, part,
+};
 use crate::store::{Db, StoreError};
 
 /// How far back a re-sync looks before the newest change it saw, so a write
@@ -242,100 +244,115 @@ pub struct Card {
     pub tasks: Vec<CardTask>,
 }
 
-/// Builds the card of one party; `None` when it no longer exists.
+/// Builds the card of one party; `None` when it no longer exists. One read:
+/// the card is on the way to a ringing agent's screen.
 pub async fn card(db: &Db, party: Party) -> Result<Option<Card>, StoreError> {
-    let found = match party {
-        Party::Contact(id) => match db.contact(id).await {
-            Ok(c) => {
-                let owner = match c.owner_id {
-                    Some(o) => db.user_ref(o).await?,
-                    None => None,
-                };
-                Card {
-                    kind: "contact",
-                    id,
-                    name: c.name,
-                    email: c.email,
-                    company: c
-                        .company_id
-                        .zip(c.company_name)
-                        .map(|(id, name)| NamedRef { id, name }),
-                    owner,
-                    tags: c.tags,
-                    phones: c
-                        .phones
-                        .into_iter()
-                        .map(|p| CardPhone {
-                            raw: p.raw,
-                            e164: p.e164,
-                        })
-                        .collect(),
-                    status: None,
-                    source: None,
-                    activities: db.card_activities(CardOf::Contact(id), 5).await?,
-                    deals: db.card_deals(CardOf::Contact(id)).await?,
-                    tasks: db.card_tasks(CardOf::Contact(id)).await?,
-                }
-            }
-            Err(StoreError::NotFound) => return Ok(None),
-            Err(e) => return Err(e),
-        },
-        Party::Company(id) => match db.company(id).await {
-            Ok(c) => Card {
-                kind: "company",
-                id,
-                name: c.name,
-                email: None,
-                company: None,
-                owner: None,
-                tags: Vec::new(),
-                phones: c
-                    .phone_raw
-                    .zip(c.phone_e164)
-                    .map(|(raw, e164)| CardPhone { raw, e164 })
-                    .into_iter()
-                    .collect(),
-                status: None,
-                source: None,
-                activities: db.card_activities(CardOf::Company(id), 5).await?,
-                deals: db.card_deals(CardOf::Company(id)).await?,
-                tasks: Vec::new(),
-            },
-            Err(StoreError::NotFound) => return Ok(None),
-            Err(e) => return Err(e),
-        },
-        Party::Lead(id) => match db.lead(id).await {
-            Ok(l) => {
-                let owner = match l.manager_id {
-                    Some(o) => db.user_ref(o).await?,
-                    None => None,
-                };
-                Card {
-                    kind: "lead",
-                    id,
-                    name: l.name,
-                    email: l.email,
-                    company: None,
-                    owner,
-                    tags: Vec::new(),
-                    phones: l
-                        .phone_raw
-                        .zip(l.phone_e164)
-                        .map(|(raw, e164)| CardPhone { raw, e164 })
-                        .into_iter()
-                        .collect(),
-                    status: Some(l.status),
-                    source: Some(l.source),
-                    activities: db.card_activities(CardOf::Lead(id), 5).await?,
-                    deals: db.card_deals(CardOf::Lead(id)).await?,
-                    tasks: db.card_tasks(CardOf::Lead(id)).await?,
-                }
-            }
-            Err(StoreError::NotFound) => return Ok(None),
-            Err(e) => return Err(e),
-        },
+    let of = match party {
+        Party::Contact(id) => CardOf::Contact(id),
+        Party::Lead(id) => CardOf::Lead(id),
+        Party::Company(id) => CardOf::Company(id),
     };
-    Ok(Some(found))
+    Ok(card_from_rows(party, db.card_rows(of).await?))
+}
+
+fn card_from_rows(party: Party, rows: Vec<CardRow>) -> Option<Card> {
+    let mut rows = rows.into_iter();
+    let head = rows.next().filter(|r| r.part == part::HEAD)?;
+    let (kind, id) = match party {
+        Party::Contact(id) => ("contact", id),
+        Party::Lead(id) => ("lead", id),
+        Party::Company(id) => ("company", id),
+    };
+    let text = |s: &Option<String>| s.clone().unwrap_or_default();
+    let owner = match (head.i3, &head.s4, &head.s5) {
+        (Some(id), Some(login), Some(name)) => Some(UserRef {
+            id,
+            login: login.clone(),
+            name: name.clone(),
+        }),
+        _ => None,
+    };
+    let mut card = Card {
+        kind,
+        id,
+        name: text(&head.s1),
+        email: head.s2.clone(),
+        company: None,
+        owner: None,
+        tags: Vec::new(),
+        phones: Vec::new(),
+        status: None,
+        source: None,
+        activities: Vec::new(),
+        deals: Vec::new(),
+        tasks: Vec::new(),
+    };
+    match party {
+        Party::Contact(_) => {
+            card.company = head
+                .i2
+                .zip(head.s3.clone())
+                .map(|(id, name)| NamedRef { id, name });
+            card.owner = owner;
+        }
+        Party::Lead(_) => {
+            card.owner = owner;
+            card.phones = head
+                .s3
+                .clone()
+                .zip(head.s6.clone())
+                .map(|(raw, e164)| CardPhone { raw, e164 })
+                .into_iter()
+                .collect();
+            card.status = Some(text(&head.s7));
+            card.source = Some(text(&head.s8));
+        }
+        Party::Company(_) => {
+            card.email = None;
+            card.phones = head
+                .s3
+                .clone()
+                .zip(head.s6.clone())
+                .map(|(raw, e164)| CardPhone { raw, e164 })
+                .into_iter()
+                .collect();
+        }
+    }
+    for r in rows {
+        match r.part {
+            part::PHONE => card.phones.push(CardPhone {
+                raw: text(&r.s1),
+                e164: text(&r.s2),
+            }),
+            part::TAG => card.tags.push(text(&r.s1)),
+            part::ACTIVITY => card.activities.push(CardActivity {
+                id: r.i1.unwrap_or_default(),
+                kind: text(&r.s1),
+                body: text(&r.s2),
+                at: r.i2.unwrap_or_default(),
+                author_id: r.i3,
+                author_name: r.s3,
+            }),
+            part::DEAL => card.deals.push(CardDeal {
+                id: r.i1.unwrap_or_default(),
+                title: text(&r.s1),
+                amount_minor: r.i2.unwrap_or_default(),
+                currency: text(&r.s2),
+                stage_id: r.i3.unwrap_or_default(),
+                stage_name: text(&r.s3),
+                pipeline_id: r.i4.unwrap_or_default(),
+                pipeline_name: text(&r.s4),
+            }),
+            part::TASK => card.tasks.push(CardTask {
+                id: r.i1.unwrap_or_default(),
+                title: text(&r.s1),
+                due_at: r.i2,
+                assignee_id: r.i3,
+            }),
+            _ => {}
+        }
+    }
+    Some(card)
 }
 
 /// Why a lookup found no card.

@@ -50,8 +50,12 @@ pub struct AppState {
     pub metrics: Arc<ops::Metrics>,
     /// Who owns each phone number (in memory, kept in step with `db`).
     pub callers: Arc<Callers>,
+    /// Which users each phone extension rings (in memory, kept in step with `db`).
+    pub extensions: Arc<crate::extensions::Extensions>,
     /// Messages to users' browser tabs.
     pub push: crate::push::Hub,
+    /// Keep-alive pings of the open browser tabs.
+    pub pings: Arc<crate::push::ws::PingClock>,
     /// Agent states.
     pub presence: crate::presence::Presence,
     /// Calls in progress (for linking and wrap-up while they ring or talk).
@@ -71,8 +75,9 @@ impl AppState {
         let phones = PhoneNormalizer::new(&config.default_region)
             .map_err(|e| anyhow::anyhow!("default region: {e}"))?;
         let callers = Callers::load(&db, &config).await?;
+        let extensions = crate::extensions::Extensions::load(&db).await?;
         let push = match config.redis_url.as_deref() {
-            Some(url) => crate::push::Hub::with_redis(url).await?,
+            Some(url) => crate::push::Hub::with_redis(url, &config.redis_prefix).await?,
             None => crate::push::Hub::local(),
         };
         let presence = crate::presence::Presence::new(db.clone(), push.clone());
@@ -80,6 +85,7 @@ impl AppState {
         Ok(Self {
             push,
             presence,
+            pings: Arc::default(),
             live_calls: Arc::default(),
             dispatch: Arc::default(),
             cti_tracker: Arc::default(),
@@ -90,6 +96,7 @@ impl AppState {
             limiter: Arc::new(LoginLimiter::new(Duration::from_secs(15 * 60), 5, 30)),
             metrics: Arc::new(ops::Metrics::default()),
             callers: Arc::new(callers),
+            extensions: Arc::new(extensions),
             routing,
         })
     }

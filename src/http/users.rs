@@ -150,6 +150,7 @@ async fn create_user(
             extensions: &req.extensions,
         })
         .await?;
+    state.extensions.set_user(&created);
     state
         .db
         .audit(
@@ -205,6 +206,7 @@ async fn update_user(
         c.password_hash = Some(super::auth::hash_blocking(p).await);
     }
     let updated = state.db.update_user(id, c).await?;
+    state.extensions.set_user(&updated);
     state
         .db
         .audit(Some(user.id()), "user.update", &updated.login, Some(&addr))

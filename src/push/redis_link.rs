@@ -2,6 +2,10 @@
 //! (`INCR`), keeps it in the user's capped replay list and publishes it on
 //! one channel; a subscriber task hands what every node published to the
 //! local hub. Reconnects by itself when Redis restarts.
+//!
+//! Every key and the channel start with the deployment's `redis_prefix`
+//! (`ringside:push`, `ringside:seq:7`, …), so deployments sharing one Redis
+//! server neither see each other's pops nor collide on sequences.
 
 use std::time::Duration;
 
@@ -9,8 +13,6 @@ use redis::AsyncCommands;
 use redis::aio::MultiplexedConnection;
 
 use super::{Hub, WINDOW_AGE, WINDOW_MESSAGES};
-
-const CHANNEL: &str = "ringside:push";
 
 const PUBLISH: &str = r#"
 if ARGV[5] ~= '' then
@@ -21,7 +23,7 @@ local msg = '{"seq":' .. seq .. ',' .. ARGV[1]
 redis.call('RPUSH', KEYS[2], msg)
 redis.call('LTRIM', KEYS[2], -tonumber(ARGV[3]), -1)
 redis.call('EXPIRE', KEYS[2], tonumber(ARGV[4]))
-redis.call('PUBLISH', 'ringside:push', ARGV[2] .. ' ' .. seq .. ' ' .. msg)
+redis.call('PUBLISH', ARGV[6], ARGV[2] .. ' ' .. seq .. ' ' .. msg)
 return seq
 "#;
 
@@ -30,18 +32,24 @@ pub struct RedisLink {
     client: redis::Client,
     conn: MultiplexedConnection,
     script: redis::Script,
-}
-
-fn seq_key(user: i64) -> String {
-    format!("ringside:seq:{user}")
-}
-
-fn window_key(user: i64) -> String {
-    format!("ringside:win:{user}")
+    prefix: std::sync::Arc<str>,
 }
 
 impl RedisLink {
-    pub async fn connect(url: &str) -> anyhow::Result<RedisLink> {
+    fn channel(&self) -> String {
+        format!("{}:push", self.prefix)
+    }
+
+    fn seq_key(&self, user: i64) -> String {
+        format!("{}:seq:{user}", self.prefix)
+    }
+
+    fn window_key(&self, user: i64) -> String {
+        format!("{}:win:{user}", self.prefix)
+    }
+
+    /// Connects; `prefix` starts every key and the channel.
+    pub async fn connect(url: &str, prefix: &str) -> anyhow::Result<RedisLink> {
         let client = redis::Client::open(url).map_err(|e| anyhow::anyhow!("redis_url: {e}"))?;
         let conn = tokio::time::timeout(
             Duration::from_secs(5),
@@ -54,6 +62,7 @@ impl RedisLink {
             client,
             conn,
             script: redis::Script::new(PUBLISH),
+            prefix: prefix.into(),
         })
     }
 
@@ -66,16 +75,17 @@ impl RedisLink {
     ) -> redis::RedisResult<u64> {
         let mut conn = self.conn.clone();
         let once = once
-            .map(|k| format!("ringside:once:{k}"))
+            .map(|k| format!("{}:once:{k}", self.prefix))
             .unwrap_or_default();
         self.script
-            .key(seq_key(user))
-            .key(window_key(user))
+            .key(self.seq_key(user))
+            .key(self.window_key(user))
             .arg(body)
             .arg(user)
             .arg(WINDOW_MESSAGES)
             .arg(WINDOW_AGE.as_secs())
             .arg(once)
+            .arg(self.channel())
             .invoke_async(&mut conn)
             .await
     }
@@ -83,8 +93,8 @@ impl RedisLink {
     /// The user's newest `seq` and the kept messages, oldest first.
     pub async fn window(&self, user: i64) -> redis::RedisResult<(u64, Vec<(u64, String)>)> {
         let mut conn = self.conn.clone();
-        let last: Option<u64> = conn.get(seq_key(user)).await?;
-        let items: Vec<String> = conn.lrange(window_key(user), 0, -1).await?;
+        let last: Option<u64> = conn.get(self.seq_key(user)).await?;
+        let items: Vec<String> = conn.lrange(self.window_key(user), 0, -1).await?;
         let frames = items
             .into_iter()
             .filter_map(|m| Some((seq_of(&m)?, m)))
@@ -96,7 +106,8 @@ impl RedisLink {
     /// after start-up is missed) and keeps the subscription alive.
     pub async fn spawn_subscriber(&self, hub: Hub) -> anyhow::Result<()> {
         let client = self.client.clone();
-        let first = subscribe(&client)
+        let channel = self.channel();
+        let first = subscribe(&client, &channel)
             .await
             .map_err(|e| anyhow::anyhow!("redis subscribe: {e}"))?;
         tokio::spawn(async move {
@@ -110,7 +121,7 @@ impl RedisLink {
                 }
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
-                match subscribe(&client).await {
+                match subscribe(&client, &channel).await {
                     Ok(ps) => pubsub = Some(ps),
                     Err(e) => tracing::warn!(error = %e, "redis subscribe failed"),
                 }
@@ -120,9 +131,12 @@ impl RedisLink {
     }
 }
 
-async fn subscribe(client: &redis::Client) -> redis::RedisResult<redis::aio::PubSub> {
+async fn subscribe(
+    client: &redis::Client,
+    channel: &str,
+) -> redis::RedisResult<redis::aio::PubSub> {
     let mut ps = client.get_async_pubsub().await?;
-    ps.subscribe(CHANNEL).await?;
+    ps.subscribe(channel).await?;
     Ok(ps)
 }
 

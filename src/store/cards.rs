@@ -58,6 +58,183 @@ pub enum CardOf {
     Company(i64),
 }
 
+/// One row of a card read in a single query: `part` says which piece of the
+/// card it carries (see [`Db::card_rows`]), the other columns are that
+/// piece's values, in the order the piece lists them.
+#[derive(Debug, Clone, FromRow)]
+pub struct CardRow {
+    pub part: i64,
+    pub i1: Option<i64>,
+    pub i2: Option<i64>,
+    pub i3: Option<i64>,
+    pub i4: Option<i64>,
+    pub s1: Option<String>,
+    pub s2: Option<String>,
+    pub s3: Option<String>,
+    pub s4: Option<String>,
+    pub s5: Option<String>,
+    pub s6: Option<String>,
+    pub s7: Option<String>,
+    pub s8: Option<String>,
+}
+
+/// The pieces of a card, by `part`.
+pub mod part {
+    /// The card's own row: contact, lead or company, with its company and owner.
+    pub const HEAD: i64 = 0;
+    pub const PHONE: i64 = 1;
+    pub const TAG: i64 = 2;
+    pub const ACTIVITY: i64 = 3;
+    pub const DEAL: i64 = 4;
+    pub const TASK: i64 = 5;
+}
+
+/// One `SELECT` of the card's union: `part`, three sort keys, four integers
+/// and eight texts (unused ones typed NULLs, which both backends need).
+fn card_select(part: i64, sort: &[&str], ints: &[&str], texts: &[&str], rest: &str) -> String {
+    let mut cols = vec![format!("CAST({part} AS BIGINT) AS part")];
+    for (name, exprs, n, ty) in [
+        ("o", sort, 3, "BIGINT"),
+        ("i", ints, 4, "BIGINT"),
+        ("s", texts, 8, "TEXT"),
+    ] {
+        for i in 0..n {
+            let e = exprs.get(i).copied().unwrap_or("NULL");
+            cols.push(format!("CAST({e} AS {ty}) AS {name}{}", i + 1));
+        }
+    }
+    format!("SELECT {} {rest}", cols.join(", "))
+}
+
+/// The whole card of `of` in one statement, so a screen pop waits for one
+/// round trip to the database instead of six. Pieces and order are those
+/// of the separate reads (`card_activities`, `card_deals`, `card_tasks`).
+fn card_sql(of: CardOf) -> String {
+    use part::*;
+    let head = match of {
+        CardOf::Contact(_) => card_select(
+            HEAD,
+            &[],
+            &["c.id", "c.company_id", "u.id"],
+            &["c.name", "c.email", "co.name", "u.login", "u.name"],
+            "FROM contacts c LEFT JOIN companies co ON co.id = c.company_id \
+             LEFT JOIN users u ON u.id = c.owner_id WHERE c.id = $1",
+        ),
+        CardOf::Lead(_) => card_select(
+            HEAD,
+            &[],
+            &["l.id", "NULL", "u.id"],
+            &[
+                "l.name",
+                "l.email",
+                "l.phone_raw",
+                "u.login",
+                "u.name",
+                "l.phone_e164",
+                "l.status",
+                "l.source",
+            ],
+            "FROM leads l LEFT JOIN users u ON u.id = l.manager_id WHERE l.id = $1",
+        ),
+        CardOf::Company(_) => card_select(
+            HEAD,
+            &[],
+            &["id"],
+            &["name", "NULL", "phone_raw", "NULL", "NULL", "phone_e164"],
+            "FROM companies WHERE id = $1",
+        ),
+    };
+    let mut parts = vec![head];
+    if let CardOf::Contact(_) = of {
+        parts.push(card_select(
+            PHONE,
+            &["p.id"],
+            &[],
+            &["p.raw", "p.e164"],
+            "FROM contact_phones p WHERE p.contact_id = $1",
+        ));
+        parts.push(card_select(
+            TAG,
+            &[],
+            &[],
+            &["t.tag"],
+            "FROM contact_tags t WHERE t.contact_id = $1",
+        ));
+    }
+    let activities = match of {
+        CardOf::Contact(_) => {
+            "FROM activities a LEFT JOIN users u ON u.id = a.author_id \
+                               WHERE a.contact_id = $1"
+        }
+        CardOf::Lead(_) => {
+            "FROM activities a LEFT JOIN users u ON u.id = a.author_id \
+                            WHERE a.lead_id = $1"
+        }
+        CardOf::Company(_) => {
+            "FROM activities a JOIN contacts c ON c.id = a.contact_id \
+                               LEFT JOIN users u ON u.id = a.author_id WHERE c.company_id = $1"
+        }
+    };
+    parts.push(card_select(
+        ACTIVITY,
+        &["-x.at", "-x.id"],
+        &["x.id", "x.at", "x.author_id"],
+        &["x.kind", "x.body", "x.author_name"],
+        &format!(
+            "FROM (SELECT a.id, a.kind, a.body, a.occurred_at AS at, a.author_id, u.name AS author_name \
+             {activities} ORDER BY a.occurred_at DESC, a.id DESC LIMIT 5) x"
+        ),
+    ));
+    let deals = match of {
+        CardOf::Contact(_) => "d.contact_id = $1",
+        CardOf::Company(_) => "d.contact_id IN (SELECT id FROM contacts WHERE company_id = $1)",
+        CardOf::Lead(_) => "d.id = (SELECT deal_id FROM leads WHERE id = $1)",
+    };
+    parts.push(card_select(
+        DEAL,
+        &["-x.id"],
+        &["x.id", "x.amount_minor", "x.stage_id", "x.pipeline_id"],
+        &["x.title", "x.currency", "x.stage_name", "x.pipeline_name"],
+        &format!(
+            "FROM (SELECT d.id, d.title, d.amount_minor, d.currency, d.stage_id, s.name AS stage_name, \
+             d.pipeline_id, p.name AS pipeline_name \
+             FROM deals d JOIN stages s ON s.id = d.stage_id JOIN pipelines p ON p.id = d.pipeline_id \
+             WHERE d.status = 'open' AND {deals} ORDER BY d.id DESC LIMIT 10) x"
+        ),
+    ));
+    let tasks = match of {
+        CardOf::Contact(_) => Some("contact_id"),
+        CardOf::Lead(_) => Some("lead_id"),
+        CardOf::Company(_) => None,
+    };
+    if let Some(col) = tasks {
+        // Dated and undated tasks apart, so each is a walk along the
+        // open-task index rather than a sort of every open task.
+        let open = |dated: &str, order: &str| {
+            format!(
+                "SELECT * FROM (SELECT id, title, due_at, assignee_id, \
+                 CASE WHEN due_at IS NULL THEN 1 ELSE 0 END AS undated FROM tasks \
+                 WHERE {col} = $1 AND done = 0 AND due_at IS {dated} ORDER BY {order} LIMIT 10) t"
+            )
+        };
+        parts.push(card_select(
+            TASK,
+            &["x.undated", "x.due_at", "x.id"],
+            &["x.id", "x.due_at", "x.assignee_id"],
+            &["x.title"],
+            &format!(
+                "FROM ({} UNION ALL {} ORDER BY undated, due_at, id LIMIT 10) x",
+                open("NOT NULL", "due_at, id"),
+                open("NULL", "id")
+            ),
+        ));
+    }
+    format!(
+        "{} ORDER BY part, o1, o2, o3, s1",
+        parts.join(" UNION ALL ")
+    )
+}
+
 /// Row counts and the newest change of the tables the caller index mirrors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PhoneTablesMark {
@@ -77,6 +254,18 @@ impl Db {
                 .fetch_optional(&self.pool)
                 .await?,
         )
+    }
+
+    /// Every piece of a card in one round trip (see [`part`]); no head row
+    /// when the contact, lead or company does not exist.
+    pub async fn card_rows(&self, of: CardOf) -> Result<Vec<CardRow>> {
+        let id = match of {
+            CardOf::Contact(id) | CardOf::Lead(id) | CardOf::Company(id) => id,
+        };
+        Ok(sqlx::query_as(&card_sql(of))
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     /// The newest `limit` activities, newest first, with their authors' names.
@@ -244,6 +433,16 @@ impl Db {
              WHERE e.extension = $1 AND u.active = 1",
         )
         .bind(extension)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Every active user's extensions, as (extension, user) pairs in user order.
+    pub async fn active_extensions(&self) -> Result<Vec<(String, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT e.extension, e.user_id FROM user_extensions e JOIN users u ON u.id = e.user_id \
+             WHERE u.active = 1 ORDER BY e.user_id",
+        )
         .fetch_all(&self.pool)
         .await?)
     }
