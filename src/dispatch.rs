@@ -21,6 +21,7 @@ use crate::calls::{
 use crate::crm::directory::{Card, Reason, identify};
 use crate::crm::index::{Lookup, NoMatch, Party};
 use crate::http::AppState;
+use crate::store::StoreError;
 use crate::store::activities::NewActivity;
 use crate::store::calls::{NewCall, NewSegment, WrapUp};
 
@@ -258,7 +259,7 @@ async fn ring(
                                 .candidates
                                 .iter()
                                 .max_by_key(|c| c.activities.first().map(|a| a.at))
-                                .map(|c| Party::Contact(c.id))
+                                .map(Card::party)
                         });
                     }
                 }
@@ -698,6 +699,20 @@ async fn new_lead(state: &AppState, s: &CallSession, e164: &str) -> Option<i64> 
         .await
     {
         Ok(l) => l,
+        Err(StoreError::Conflict(_)) => {
+            // Another call from the number made its lead a moment ago.
+            return match state.db.open_lead_for(e164).await {
+                Ok(Some(lead)) => {
+                    state.index_lead(&lead);
+                    Some(lead.id)
+                }
+                Ok(None) => None,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the caller's lead");
+                    None
+                }
+            };
+        }
         Err(e) => {
             tracing::warn!(error = %e, "cannot create a lead for a new caller");
             return None;

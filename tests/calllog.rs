@@ -1135,3 +1135,89 @@ hours = { timezone = "Europe/Moscow", days = ["mon-fri"], from = "09:00", to = "
         .await;
     assert_eq!(s, 404);
 }
+
+#[tokio::test]
+async fn calls_from_one_new_number_ending_together_make_one_lead() {
+    let token = "cti-secret-0123456789";
+    let app = TestApp::spawn_with(&[
+        ("RINGSIDE_DEFAULT_REGION", "DE"),
+        ("RINGSIDE_CTI_TOKENS", &format!("threecx={token}")),
+    ])
+    .await;
+    app.add_user("boss", "manager", None, &[]).await;
+    let boss = app.login("boss").await;
+    let cti = |body: Value| {
+        let app = &app;
+        async move {
+            let (s, v) = app.post(token, "/api/v1/cti/events", body).await;
+            assert_eq!(s, 202, "{v}");
+        }
+    };
+    // Eight missed calls from a number nobody knows, all ending at once.
+    for i in 0..8 {
+        cti(json!({"event": "newCall", "call_id": format!("n-{i}"), "from": "+49 30 999888"}))
+            .await;
+    }
+    futures::future::join_all(
+        (0..8).map(|i| cti(json!({"event": "hangup", "call_id": format!("n-{i}")}))),
+    )
+    .await;
+    let calls = {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let calls = all_calls(&app, &boss, "").await;
+            if calls.len() == 8 && calls.iter().all(|c| !c["lead_id"].is_null()) {
+                break calls;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{calls:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    let (_, leads) = app.get(&boss, "/api/v1/leads").await;
+    let leads = leads.as_array().unwrap();
+    assert_eq!(
+        leads.len(),
+        1,
+        "one lead, however the calls raced: {leads:?}"
+    );
+    let lead = leads[0]["id"].clone();
+    assert!(calls.iter().all(|c| c["lead_id"] == lead), "{calls:?}");
+
+    // A second open lead for the number, typed in by hand: the next call's
+    // pop offers both, and the call goes on one of them (not on a contact
+    // that does not exist).
+    app.add_user("clara", "agent", None, &["103"]).await;
+    let clara = app.login("clara").await;
+    let (s, other) = app
+        .post(
+            &boss,
+            "/api/v1/leads",
+            json!({"name": "Same number, typed in", "phone": "030 999888"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{other}");
+    let mut tab = Tab::open(&app, &clara, None).await;
+    cti(json!({"event": "newCall", "call_id": "n-8", "from": "+4930999888", "extension": "103"}))
+        .await;
+    let msgs = tab.until("call.ringing", WAIT).await;
+    let pop = msgs.last().unwrap();
+    assert_eq!(pop["match"], "candidates", "{pop}");
+    cti(json!({"event": "hangup", "call_id": "n-8"})).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (s, call) = app.get(&boss, "/api/v1/calls/cti:threecx:n-8").await;
+        if s == 200 {
+            assert!(call["contact_id"].is_null(), "{call}");
+            assert!(
+                call["lead_id"] == lead || call["lead_id"] == other["id"],
+                "{call}"
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "n-8 not logged: {call}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -244,6 +244,17 @@ pub struct Card {
     pub tasks: Vec<CardTask>,
 }
 
+impl Card {
+    /// The contact, lead or company this card shows.
+    pub fn party(&self) -> Party {
+        match self.kind {
+            "lead" => Party::Lead(self.id),
+            "company" => Party::Company(self.id),
+            _ => Party::Contact(self.id),
+        }
+    }
+}
+
 /// Builds the card of one party; `None` when it no longer exists. One read:
 /// the card is on the way to a ringing agent's screen.
 pub async fn card(db: &Db, party: Party) -> Result<Option<Card>, StoreError> {

@@ -130,10 +130,15 @@ impl TestApp {
         let mut child = cmd.spawn().expect("spawn ringside serve");
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
+        // RINGSIDE_TEST_LOG=1 shows the server's log beside the test's output.
+        let echo = std::env::var_os("RINGSIDE_TEST_LOG").is_some();
         std::thread::spawn(move || {
             let mut sent = false;
             let mut agi = None;
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if echo {
+                    eprintln!("[ringside] {line}");
+                }
                 if let Some(i) = line.find("fastagi listening on ") {
                     let rest = &line[i + "fastagi listening on ".len()..];
                     agi = rest.split_whitespace().next().map(str::to_owned);
