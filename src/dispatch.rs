@@ -166,7 +166,8 @@ impl Dispatch {
 
 fn moment_call(m: &Moment) -> &str {
     match m {
-        Moment::Ringing { call_id, .. }
+        Moment::Arrived { call_id, .. }
+        | Moment::Ringing { call_id, .. }
         | Moment::Answered { call_id, .. }
         | Moment::Transferred { call_id, .. } => call_id,
         Moment::Finished(s) => &s.call_id,
@@ -176,6 +177,8 @@ fn moment_call(m: &Moment) -> &str {
 /// The caller's side of a call's pops, looked up once per call and
 /// serialized once: the lookup's fields without `number`.
 struct CallerCard {
+    /// The caller ID the card was looked up for.
+    number: String,
     e164: Option<String>,
     /// `"match":…,"contact":…,"lead":…,"company":…,"candidates":…,"reason":…`
     fields: String,
@@ -221,6 +224,45 @@ fn object_fields(value: &impl Serialize) -> String {
     }
 }
 
+/// The caller's card(s) for a call, and the card the call goes on until an
+/// agent picks one.
+async fn caller_card(state: &AppState, call_id: &str, number: &str) -> Option<CallerCard> {
+    let found = match identify(&state.db, &state.callers, number).await {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::warn!(error = %e, "caller lookup failed");
+            return None;
+        }
+    };
+    {
+        let mut calls = state.live_calls.lock();
+        let entry = calls.entry(call_id.to_owned()).or_default();
+        if entry.party.is_none() {
+            entry.party = found.party().or_else(|| {
+                // Shared number: the most recently active card until the
+                // agent picks one.
+                found
+                    .candidates
+                    .iter()
+                    .max_by_key(|c| c.activities.first().map(|a| a.at))
+                    .map(Card::party)
+            });
+        }
+    }
+    Some(CallerCard {
+        number: number.to_owned(),
+        fields: object_fields(&CardFields {
+            matched: found.matched,
+            contact: &found.contact,
+            lead: &found.lead,
+            company: &found.company,
+            candidates: &found.candidates,
+            reason: &found.reason,
+        }),
+        e164: found.number.e164,
+    })
+}
+
 /// A phone rings: the caller's card pops on the screens of the users on that
 /// extension. Nothing here waits for the database but the card itself, read
 /// once per call: who has the extension comes from memory, the message is
@@ -245,38 +287,9 @@ async fn ring(
     if users.is_empty() {
         return;
     }
-    if card.is_none() {
-        match identify(&state.db, &state.callers, caller.number.trim()).await {
-            Ok(found) => {
-                {
-                    let mut calls = state.live_calls.lock();
-                    let entry = calls.entry(call_id.to_owned()).or_default();
-                    if entry.party.is_none() {
-                        entry.party = found.party().or_else(|| {
-                            // Shared number: the most recently active card
-                            // until the agent picks one.
-                            found
-                                .candidates
-                                .iter()
-                                .max_by_key(|c| c.activities.first().map(|a| a.at))
-                                .map(Card::party)
-                        });
-                    }
-                }
-                *card = Some(CallerCard {
-                    fields: object_fields(&CardFields {
-                        matched: found.matched,
-                        contact: &found.contact,
-                        lead: &found.lead,
-                        company: &found.company,
-                        candidates: &found.candidates,
-                        reason: &found.reason,
-                    }),
-                    e164: found.number.e164,
-                });
-            }
-            Err(e) => tracing::warn!(error = %e, "caller lookup failed"),
-        }
+    let number = caller.number.trim();
+    if card.as_ref().is_none_or(|c| c.number != number) {
+        *card = caller_card(state, call_id, number).await;
     }
     let head = object_fields(&RingingFields {
         call_id,
@@ -321,6 +334,14 @@ async fn run_call(state: AppState, call_id: String, mut rx: mpsc::UnboundedRecei
     let mut rung: BTreeMap<i64, String> = BTreeMap::new();
     while let Some(work) = rx.recv().await {
         match work {
+            // Looked up as the call arrives, so the card is ready (or nearly)
+            // by the time a phone rings: the PBX takes a few milliseconds to
+            // ring a direct line, longer through a queue or a greeting.
+            Work::Moment(Moment::Arrived { caller, .. }) => {
+                if card.is_none() {
+                    card = caller_card(&state, &call_id, caller.number.trim()).await;
+                }
+            }
             Work::Moment(Moment::Ringing {
                 agent,
                 caller,

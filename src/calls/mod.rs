@@ -471,6 +471,12 @@ pub struct SegmentRecord {
 /// What the rest of the app reacts to (screen pops, timeline, routing).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Moment {
+    /// A call from outside reached the PBX: the caller is known before any
+    /// phone rings, which leaves time to look them up.
+    Arrived {
+        call_id: CallId,
+        caller: Party,
+    },
     Ringing {
         call_id: CallId,
         agent: String,
@@ -525,10 +531,17 @@ impl CallTracker {
             dialed,
         } = kind
         {
+            let new = !self.live.contains_key(&call_id);
             let s = self
                 .live
                 .entry(call_id.clone())
-                .or_insert_with(|| CallSession::new(call_id, at));
+                .or_insert_with(|| CallSession::new(call_id.clone(), at));
+            if new && agent.is_none() {
+                out.push(Moment::Arrived {
+                    call_id,
+                    caller: caller.clone(),
+                });
+            }
             s.caller = caller;
             s.originator = agent;
             s.dialed = dialed;
@@ -772,6 +785,38 @@ mod tests {
         assert_eq!(s.agent.as_deref(), Some("101"));
         assert_eq!(s.ring_seconds(), 2.0);
         assert_eq!(s.talk_seconds(), 5.0);
+    }
+
+    #[test]
+    fn an_outside_call_says_who_is_calling_before_anything_rings() {
+        let mut tr = CallTracker::new();
+        let first = tr.feed(started());
+        assert_eq!(
+            first,
+            vec![Moment::Arrived {
+                call_id: "c1".into(),
+                caller: Party {
+                    number: "+79161234567".into(),
+                    name: None,
+                },
+            }]
+        );
+        // The same start again (a resync) is not a second arrival.
+        assert!(tr.feed(started()).is_empty());
+        // An agent's own call has no outside caller to look up.
+        let mut tr = CallTracker::new();
+        let own = tr.feed(ev(
+            0,
+            CallEventKind::Started {
+                caller: Party {
+                    number: "101".into(),
+                    name: None,
+                },
+                agent: Some("101".into()),
+                dialed: Some("89161234567".into()),
+            },
+        ));
+        assert!(own.is_empty(), "{own:?}");
     }
 
     #[test]
