@@ -366,8 +366,8 @@ async fn run_call(state: AppState, call_id: String, mut rx: mpsc::UnboundedRecei
             Work::Moment(Moment::Answered { agent, .. }) => {
                 let Some(agent) = agent else { continue };
                 let answerers = state
-                    .db
-                    .users_for_extension(&agent)
+                    .extensions
+                    .users(&state.db, &agent)
                     .await
                     .unwrap_or_default();
                 for u in &answerers {
@@ -512,7 +512,7 @@ async fn call_row(
         .chain(s.segments.iter().map(|g| &g.agent));
     for ext in exts {
         if !users.contains_key(ext) {
-            let found = match state.db.users_for_extension(ext).await {
+            let found = match state.extensions.users(&state.db, ext).await {
                 Ok(u) => u,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot find who has extension {ext}");
@@ -591,8 +591,8 @@ async fn call_outputs(
 ) {
     let author_id = match s.agent.as_deref().or(s.originator.as_deref()) {
         Some(ext) => state
-            .db
-            .users_for_extension(ext)
+            .extensions
+            .users(&state.db, ext)
             .await
             .ok()
             .and_then(|u| u.first().copied()),
