@@ -298,6 +298,13 @@ fn card_from_rows(party: Party, rows: Vec<CardRow>) -> Option<Card> {
         deals: Vec::new(),
         tasks: Vec::new(),
     };
+    // Leads and companies keep their one number on the head row.
+    let own_phone = head
+        .s3
+        .clone()
+        .zip(head.s6.clone())
+        .map(|(raw, e164)| CardPhone { raw, e164 })
+        .into_iter();
     match party {
         Party::Contact(_) => {
             card.company = head
@@ -308,25 +315,13 @@ fn card_from_rows(party: Party, rows: Vec<CardRow>) -> Option<Card> {
         }
         Party::Lead(_) => {
             card.owner = owner;
-            card.phones = head
-                .s3
-                .clone()
-                .zip(head.s6.clone())
-                .map(|(raw, e164)| CardPhone { raw, e164 })
-                .into_iter()
-                .collect();
+            card.phones = own_phone.collect();
             card.status = Some(text(&head.s7));
             card.source = Some(text(&head.s8));
         }
         Party::Company(_) => {
             card.email = None;
-            card.phones = head
-                .s3
-                .clone()
-                .zip(head.s6.clone())
-                .map(|(raw, e164)| CardPhone { raw, e164 })
-                .into_iter()
-                .collect();
+            card.phones = own_phone.collect();
         }
     }
     for r in rows {
