@@ -157,12 +157,24 @@ pub async fn visible_contact(state: &AppState, user: &AuthUser, id: i64) -> ApiR
 
 /// Agents and supervisors may only hand contacts to themselves or their team.
 async fn check_owner(state: &AppState, user: &AuthUser, owner: Option<i64>) -> ApiResult<()> {
-    if let Some(o) = owner {
+    check_assignee(state, user, "owner_id", owner).await
+}
+
+/// A record handed to user `to` (`field` names it in errors): 400 when the
+/// user does not exist, 403 when an agent or supervisor hands it outside
+/// their team.
+pub async fn check_assignee(
+    state: &AppState,
+    user: &AuthUser,
+    field: &str,
+    to: Option<i64>,
+) -> ApiResult<()> {
+    if let Some(o) = to {
         state
             .db
             .user(o)
             .await
-            .map_err(|_| ApiError::bad_request(format!("owner_id: user {o} does not exist")))?;
+            .map_err(|_| ApiError::bad_request(format!("{field}: user {o} does not exist")))?;
         if !user.scope().allows(&state.db, Some(o)).await? {
             return Err(ApiError::forbidden());
         }
