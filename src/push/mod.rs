@@ -214,6 +214,15 @@ impl Hub {
         }
     }
 
+    /// Closes every tab the user has open on this node (an account that was
+    /// deactivated): their live streams end, and a tab that connects again
+    /// needs a valid token.
+    pub fn end_user(&self, user: i64) {
+        if let Some(stream) = self.streams().get_mut(&user) {
+            stream.tx = None;
+        }
+    }
+
     /// Counts an open tab; returns how many the user has now.
     pub fn connected(&self, user: i64) -> usize {
         let mut online = self.inner.online.lock().unwrap_or_else(|p| p.into_inner());
