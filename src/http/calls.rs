@@ -171,7 +171,7 @@ async fn list_calls(
     user: AuthUser,
     Query(q): Query<CallQuery>,
 ) -> ApiResult<Json<CallPage>> {
-    let limit = q.limit.unwrap_or(50).clamp(1, 200);
+    let limit = super::page_limit(q.limit, 50, 200)?;
     let time = |field: &str, v: Option<String>| -> ApiResult<Option<i64>> {
         match v.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
             Some(v) => parse_time(field, v).map(Some),

@@ -222,8 +222,8 @@ async fn list_contacts(
         owner_id: q.owner_id,
         company_id: q.company_id,
         e164,
-        limit: q.limit.unwrap_or(50).clamp(1, 500),
-        offset: q.offset.unwrap_or(0).max(0),
+        limit: super::page_limit(q.limit, 50, 500)?,
+        offset: super::page_offset(q.offset)?,
     };
     Ok(Json(state.db.contacts(user.scope(), &filter).await?))
 }

@@ -113,8 +113,8 @@ async fn list_leads(
     user: AuthUser,
     Query(q): Query<LeadQuery>,
 ) -> ApiResult<Json<Vec<Lead>>> {
-    let limit = q.limit.unwrap_or(50).clamp(1, 500);
-    let offset = q.offset.unwrap_or(0).max(0);
+    let limit = super::page_limit(q.limit, 50, 500)?;
+    let offset = super::page_offset(q.offset)?;
     Ok(Json(
         state
             .db
@@ -278,7 +278,10 @@ async fn convert_lead(
                         title: super::required_text("deal.title", &d.title, 200)?,
                         contact_id: Some(contact.id),
                         owner_id,
-                        amount_minor: d.amount_minor,
+                        amount_minor: super::deals::check_amount(
+                            "deal.amount_minor",
+                            d.amount_minor,
+                        )?,
                         currency: d.currency.unwrap_or_else(|| "RUB".to_owned()),
                     },
                 )

@@ -301,7 +301,7 @@ async fn audit_log(
     Ok(Json(
         state
             .db
-            .audit_entries(q.limit.unwrap_or(100).clamp(1, 1000))
+            .audit_entries(super::page_limit(q.limit, 100, 1000)?)
             .await?,
     ))
 }
