@@ -493,3 +493,322 @@ async fn the_last_admin_stays_and_a_deactivated_user_is_logged_out_everywhere() 
     boris.until("hello", WAIT).await;
     assert!(!boris.closed_within(Duration::from_millis(500)).await);
 }
+
+async fn login_from(app: &TestApp, login: &str, password: &str, from: &str) -> u16 {
+    app.client
+        .post(app.url("/api/v1/auth/login"))
+        .header("x-forwarded-for", from)
+        .json(&json!({"login": login, "password": password}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn failed_logins_slow_one_address_without_locking_the_user_or_the_office_out() {
+    let app = TestApp::spawn_with(&[("RINGSIDE_TRUSTED_PROXIES", "127.0.0.1/32, ::1")]).await;
+    app.add_user("anna", "agent", None, &[]).await;
+    app.add_user("boris", "agent", None, &[]).await;
+    // Someone guesses Anna's password from one address…
+    for _ in 0..5 {
+        assert_eq!(
+            login_from(&app, "anna", "wrong-password", "203.0.113.5").await,
+            401
+        );
+    }
+    // …and is held off there, even with the right password…
+    assert_eq!(login_from(&app, "anna", PASSWORD, "203.0.113.5").await, 429);
+    // …while Anna at her desk logs in.
+    assert_eq!(
+        login_from(&app, "anna", PASSWORD, "198.51.100.7").await,
+        200
+    );
+    // The proxy's own hops before it are not trusted: the client is the
+    // rightmost address the proxy did not add.
+    assert_eq!(
+        login_from(&app, "anna", PASSWORD, "198.51.100.7, 203.0.113.5").await,
+        429
+    );
+
+    // Forty failures from an office's one NAT address, for many logins, do
+    // not lock out the colleagues behind it.
+    for i in 0..40 {
+        let login = format!("nobody{i}");
+        assert_eq!(
+            login_from(&app, &login, "wrong-password", "192.0.2.10").await,
+            401
+        );
+    }
+    assert_eq!(login_from(&app, "boris", PASSWORD, "192.0.2.10").await, 200);
+}
+
+#[tokio::test]
+async fn forwarded_addresses_count_only_from_trusted_proxies() {
+    let app = TestApp::spawn().await;
+    app.add_user("anna", "agent", None, &[]).await;
+    for i in 0..5 {
+        let from = format!("203.0.113.{i}");
+        assert_eq!(login_from(&app, "anna", "wrong-password", &from).await, 401);
+    }
+    // Without trusted proxies the header is the client's word: ignored.
+    assert_eq!(
+        login_from(&app, "anna", PASSWORD, "198.51.100.7").await,
+        429
+    );
+}
+
+#[tokio::test]
+async fn list_limits_amounts_and_websites_are_checked() {
+    let o = org(&[]).await;
+    let app = &o.app;
+    let (_, c) = app
+        .post(&o.maria, "/api/v1/contacts", json!({"name": "Limits"}))
+        .await;
+    let cid = &c["id"];
+    for path in [
+        "/api/v1/contacts".to_owned(),
+        "/api/v1/companies".to_owned(),
+        "/api/v1/leads".to_owned(),
+        "/api/v1/deals".to_owned(),
+        "/api/v1/tasks".to_owned(),
+        "/api/v1/calls".to_owned(),
+        "/api/v1/audit".to_owned(),
+        format!("/api/v1/contacts/{cid}/activities"),
+    ] {
+        for bad in ["0", "-1", "100000"] {
+            let (s, v) = app.get(&o.root, &format!("{path}?limit={bad}")).await;
+            assert_eq!(
+                (s, error_code(&v)),
+                (400, "bad_request"),
+                "{path} limit={bad}: {v}"
+            );
+        }
+        let (s, v) = app.get(&o.root, &format!("{path}?limit=1")).await;
+        assert_eq!(s, 200, "{path}: {v}");
+    }
+    for path in ["/api/v1/contacts", "/api/v1/leads", "/api/v1/tasks"] {
+        let (s, v) = app.get(&o.root, &format!("{path}?offset=-1")).await;
+        assert_eq!(s, 400, "{path}: {v}");
+    }
+
+    let (_, p) = app
+        .post(
+            &o.maria,
+            "/api/v1/pipelines",
+            json!({"name": "B2B", "stages": [{"name": "New"}, {"name": "Won", "outcome": "won"}]}),
+        )
+        .await;
+    for amount in [json!(-1), json!(1_000_000_000_000_000_000i64)] {
+        let (s, v) = app
+            .post(
+                &o.maria,
+                "/api/v1/deals",
+                json!({"title": "T", "pipeline_id": p["id"], "amount_minor": amount}),
+            )
+            .await;
+        assert_eq!((s, error_code(&v)), (400, "bad_request"), "{amount}: {v}");
+    }
+    let (s, d) = app
+        .post(
+            &o.maria,
+            "/api/v1/deals",
+            json!({"title": "T", "pipeline_id": p["id"], "amount_minor": 0}),
+        )
+        .await;
+    assert_eq!(s, 201, "{d}");
+    let (s, v) = app
+        .send(
+            "PATCH",
+            &o.maria,
+            &format!("/api/v1/deals/{}", d["id"]),
+            json!({"amount_minor": -5}),
+        )
+        .await;
+    assert_eq!(s, 400, "{v}");
+    let (_, lead) = app
+        .post(&o.maria, "/api/v1/leads", json!({"name": "Deal lead"}))
+        .await;
+    let (s, v) = app
+        .post(
+            &o.maria,
+            &format!("/api/v1/leads/{}/convert", lead["id"]),
+            json!({"deal": {"title": "T", "pipeline_id": p["id"], "amount_minor": -100}}),
+        )
+        .await;
+    assert_eq!(s, 400, "{v}");
+
+    for bad in [
+        "javascript:alert(1)",
+        "JavaScript:alert(1)",
+        "data:text/html,x",
+        "ftp://x.example",
+        "http://",
+    ] {
+        let (s, v) = app
+            .post(
+                &o.maria,
+                "/api/v1/companies",
+                json!({"name": "Acme", "website": bad}),
+            )
+            .await;
+        assert_eq!((s, error_code(&v)), (400, "bad_request"), "{bad}: {v}");
+    }
+    let (s, co) = app
+        .post(
+            &o.maria,
+            "/api/v1/companies",
+            json!({"name": "Acme", "website": "https://acme.example/about"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{co}");
+    let (s, v) = app
+        .send(
+            "PATCH",
+            &o.maria,
+            &format!("/api/v1/companies/{}", co["id"]),
+            json!({"name": "Acme", "website": "javascript:alert(1)"}),
+        )
+        .await;
+    assert_eq!(s, 400, "{v}");
+}
+
+#[tokio::test]
+async fn responses_carry_safe_headers_and_errors_keep_their_shape() {
+    let app = TestApp::spawn().await;
+    app.add_user("anna", "agent", None, &[]).await;
+    let token = app.login("anna").await;
+    let r = app
+        .client
+        .get(app.url("/api/v1/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let r = app
+        .client
+        .get(app.url("/api/v1/contacts/12345"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(r.headers()["cache-control"], "no-store");
+
+    // A method a route does not have: 405 in the error shape.
+    let r = app
+        .client
+        .delete(app.url("/api/v1/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    assert!(r.headers().get("allow").is_some());
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(error_code(&body), "method_not_allowed", "{body}");
+
+    // Plain HTTP by default: no Secure flag.
+    let r = app
+        .client
+        .post(app.url("/api/v1/auth/login"))
+        .json(&json!({"login": "anna", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && !cookie.contains("Secure"),
+        "{cookie}"
+    );
+    // A proxy that is not trusted does not turn it on.
+    let r = app
+        .client
+        .post(app.url("/api/v1/auth/login"))
+        .header("x-forwarded-proto", "https")
+        .json(&json!({"login": "anna", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(!cookie.contains("Secure"), "{cookie}");
+    // Metrics are open without a token configured.
+    let r = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn secure_cookies_and_a_metrics_token_when_configured() {
+    let app = TestApp::spawn_with(&[
+        ("RINGSIDE_TRUSTED_PROXIES", "127.0.0.1"),
+        ("RINGSIDE_METRICS_TOKEN", "metrics-token-0123456789"),
+    ])
+    .await;
+    app.add_user("anna", "agent", None, &[]).await;
+    let login = |proto: Option<&'static str>| {
+        let mut req = app
+            .client
+            .post(app.url("/api/v1/auth/login"))
+            .json(&json!({"login": "anna", "password": PASSWORD}));
+        if let Some(p) = proto {
+            req = req.header("x-forwarded-proto", p);
+        }
+        async move {
+            let r = req.send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            r.headers()["set-cookie"].to_str().unwrap().to_owned()
+        }
+    };
+    assert!(login(Some("https")).await.contains("; Secure"));
+    assert!(!login(Some("http")).await.contains("Secure"));
+    assert!(!login(None).await.contains("Secure"));
+
+    let r = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(error_code(&body), "unauthorized");
+    let r = app
+        .client
+        .get(app.url("/metrics"))
+        .bearer_auth("wrong-token-0123456789")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = app
+        .client
+        .get(app.url("/metrics"))
+        .bearer_auth("metrics-token-0123456789")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("ringside_http_responses_total")
+    );
+
+    let app = TestApp::spawn_with(&[("RINGSIDE_COOKIE_SECURE", "true")]).await;
+    app.add_user("anna", "agent", None, &[]).await;
+    let r = app
+        .client
+        .post(app.url("/api/v1/auth/login"))
+        .json(&json!({"login": "anna", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.contains("; Secure"), "{cookie}");
+}

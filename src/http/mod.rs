@@ -93,7 +93,7 @@ impl AppState {
             db,
             config: Arc::new(config),
             phones: Arc::new(phones),
-            limiter: Arc::new(LoginLimiter::new(Duration::from_secs(15 * 60), 5, 30)),
+            limiter: Arc::new(LoginLimiter::new(Duration::from_secs(15 * 60), 100, 300)),
             metrics: Arc::new(ops::Metrics::default()),
             callers: Arc::new(callers),
             extensions: Arc::new(extensions),
