@@ -812,3 +812,41 @@ async fn secure_cookies_and_a_metrics_token_when_configured() {
     let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
     assert!(cookie.contains("; Secure"), "{cookie}");
 }
+
+#[tokio::test]
+async fn deactivating_a_user_on_one_node_closes_their_tabs_on_another() {
+    let redis = match std::env::var("RINGSIDE_TEST_REDIS") {
+        Ok(r) if !r.is_empty() => r,
+        _ => {
+            eprintln!("RINGSIDE_TEST_REDIS not set: the two-node test needs a Redis server");
+            return;
+        }
+    };
+    let prefix = format!("t{:x}-access", rand::random::<u64>());
+    let env = [
+        ("RINGSIDE_REDIS_URL", redis.as_str()),
+        ("RINGSIDE_REDIS_PREFIX", prefix.as_str()),
+    ];
+    let a = TestApp::spawn_with(&env).await;
+    let b = TestApp::spawn_beside(&a, &env).await;
+    a.add_user("root", "admin", None, &[]).await;
+    let anna = a.add_user("anna", "agent", None, &["101"]).await;
+    let root = a.login("root").await;
+    let token = b.login("anna").await;
+    let mut tab = Tab::open(&b, &token, None).await;
+    tab.until("hello", WAIT).await;
+    let (s, v) = a
+        .send(
+            "PATCH",
+            &root,
+            &format!("/api/v1/users/{anna}"),
+            json!({"active": false}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    tab.until("session.ended", WAIT).await;
+    assert!(
+        tab.closed_within(WAIT).await,
+        "the tab on the other node stayed open"
+    );
+}

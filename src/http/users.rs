@@ -241,7 +241,7 @@ async fn update_user(
     let updated = state.db.update_user(id, c).await?;
     if ends_sessions {
         // Their tokens are gone with the change; their open tabs close too.
-        state.push.end_user(id);
+        state.push.end_sessions(id).await;
     }
     state.extensions.set_user(&updated);
     state
