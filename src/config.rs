@@ -651,6 +651,50 @@ mod tests {
     }
 
     #[test]
+    fn access_settings_come_from_the_file_and_env() {
+        let c = Config::load_from(None, &env(&[])).unwrap();
+        assert!(c.access.trusted_proxies.is_empty() && !c.access.cookie_secure);
+        assert!(c.access.metrics_token.is_none());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ringside.toml");
+        std::fs::write(
+            &path,
+            "trusted_proxies = [\"10.0.0.0/8\", \"::1\"]\ncookie_secure = true\n\
+             metrics_token = \"0123456789abcdef\"\n",
+        )
+        .unwrap();
+        let c = Config::load_from(Some(&path), &env(&[])).unwrap();
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        assert!(c.access.trusts(ip("10.1.2.3")) && c.access.trusts(ip("::1")));
+        assert!(
+            c.access.trusts(ip("::ffff:10.1.2.3")),
+            "IPv4 written as IPv6"
+        );
+        assert!(!c.access.trusts(ip("192.168.0.1")));
+        assert!(c.access.cookie_secure);
+        assert_eq!(c.access.metrics_token.as_deref(), Some("0123456789abcdef"));
+        let c = Config::load_from(
+            Some(&path),
+            &env(&[
+                ("RINGSIDE_TRUSTED_PROXIES", "192.168.0.1"),
+                ("RINGSIDE_COOKIE_SECURE", "false"),
+            ]),
+        )
+        .unwrap();
+        assert!(c.access.trusts(ip("192.168.0.1")) && !c.access.trusts(ip("10.1.2.3")));
+        assert!(!c.access.cookie_secure);
+        for (k, v) in [
+            ("RINGSIDE_TRUSTED_PROXIES", "10.0.0.0/33"),
+            ("RINGSIDE_TRUSTED_PROXIES", "proxy.example"),
+            ("RINGSIDE_COOKIE_SECURE", "maybe"),
+            ("RINGSIDE_METRICS_TOKEN", "short"),
+        ] {
+            let err = Config::load_from(None, &env(&[(k, v)])).unwrap_err();
+            assert!(err.to_string().starts_with(k), "{err}");
+        }
+    }
+
+    #[test]
     fn bad_values_name_their_key() {
         for (k, v) in [
             ("RINGSIDE_DATABASE_URL", "mysql://x"),
