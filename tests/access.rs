@@ -770,6 +770,27 @@ async fn secure_cookies_and_a_metrics_token_when_configured() {
         }
     };
     assert!(login(Some("https")).await.contains("; Secure"));
+    let (_, v) = app
+        .post(
+            "",
+            "/api/v1/auth/login",
+            json!({"login": "anna", "password": PASSWORD}),
+        )
+        .await;
+    let r = app
+        .client
+        .post(app.url("/api/v1/auth/logout"))
+        .header("x-forwarded-proto", "https")
+        .bearer_auth(v["token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let cleared = r.headers()["set-cookie"].to_str().unwrap();
+    assert!(
+        cleared.contains("Max-Age=0") && cleared.contains("; Secure"),
+        "{cleared}"
+    );
     assert!(!login(Some("http")).await.contains("Secure"));
     assert!(!login(None).await.contains("Secure"));
 

@@ -120,6 +120,7 @@ static DUMMY_HASH: std::sync::LazyLock<String> =
 async fn logout(
     State(state): State<AppState>,
     _user: AuthUser,
+    SecureCookie(secure): SecureCookie,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     if let Some(token) = request_token(&headers) {
@@ -131,7 +132,11 @@ async fn logout(
     let mut resp = StatusCode::NO_CONTENT.into_response();
     resp.headers_mut().insert(
         header::SET_COOKIE,
-        HeaderValue::from_static("ringside_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+        HeaderValue::from_static(if secure {
+            "ringside_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0; Secure"
+        } else {
+            "ringside_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"
+        }),
     );
     Ok(resp)
 }
