@@ -211,11 +211,17 @@ impl LoginLimiter {
 }
 
 fn pair_key(login: &str, address: &str) -> String {
-    format!("p:{address} {}", login.to_lowercase())
+    format!("p:{address} {}", key_login(login))
+}
+
+/// The login as counted: folded, and cut short so a megabyte-long "login"
+/// does not become a megabyte-long key (logins are at most 64 characters).
+fn key_login(login: &str) -> String {
+    login.chars().take(128).collect::<String>().to_lowercase()
 }
 
 fn login_key(login: &str) -> String {
-    format!("l:{}", login.to_lowercase())
+    format!("l:{}", key_login(login))
 }
 
 fn addr_key(address: &str) -> String {
