@@ -74,61 +74,154 @@ pub fn random_password() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// Counts failed logins per key (a login name, an address) in a sliding window.
+/// Slows password guessing without handing an attacker a lockout.
+///
+/// The main brake is per login *and* address: after `pair_free` failures
+/// that pair waits `pair_delay`, doubling with each further failure up to
+/// the window, so one address guessing one login gets a dozen tries in 15
+/// minutes while the real user at another address is not held up at all.
+/// Behind it are ceilings counted over the window: failures of one login
+/// from any address (many addresses guessing together), and failures from
+/// one address for any login (spraying), both set high enough that a
+/// colleague's typos or an office behind one NAT address never reach them.
 #[derive(Debug)]
 pub struct LoginLimiter {
     window: Duration,
     per_login: u32,
     per_address: u32,
-    failures: Mutex<HashMap<String, (u32, Instant)>>,
+    pair_free: u32,
+    pair_delay: Duration,
+    failures: Mutex<HashMap<String, Failures>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Failures {
+    count: u32,
+    first: Instant,
+    last: Instant,
 }
 
 impl LoginLimiter {
+    /// Ceilings of `per_login` and `per_address` failures per `window`, and
+    /// the pair brake: 5 free failures, then 30 s doubling.
     pub fn new(window: Duration, per_login: u32, per_address: u32) -> Self {
+        Self::with_pairs(window, per_login, per_address, 5, Duration::from_secs(30))
+    }
+
+    pub fn with_pairs(
+        window: Duration,
+        per_login: u32,
+        per_address: u32,
+        pair_free: u32,
+        pair_delay: Duration,
+    ) -> Self {
         Self {
             window,
             per_login,
             per_address,
+            pair_free,
+            pair_delay,
             failures: Mutex::new(HashMap::new()),
         }
     }
 
-    /// `Some(wait)` when either key has used up its failures.
+    /// `Some(wait)` when this login from this address must wait.
     pub fn blocked(&self, login: &str, address: &str) -> Option<Duration> {
+        self.blocked_at(login, address, Instant::now())
+    }
+
+    /// [`LoginLimiter::blocked`] at a given moment (tests pass their clock).
+    pub fn blocked_at(&self, login: &str, address: &str, now: Instant) -> Option<Duration> {
         let map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        let check = |key: String, limit: u32| {
-            map.get(&key).and_then(|(n, since)| {
-                let age = now.duration_since(*since);
-                (*n >= limit && age < self.window).then(|| self.window - age)
+        let ceiling = |key: String, limit: u32| {
+            map.get(&key).and_then(|f| {
+                let age = now.saturating_duration_since(f.first);
+                (f.count >= limit && age < self.window).then(|| self.window - age)
             })
         };
-        check(login_key(login), self.per_login).or(check(addr_key(address), self.per_address))
+        let pair = map.get(&pair_key(login, address)).and_then(|f| {
+            let until = f.last + self.pair_wait(f.count)?;
+            (now < until).then(|| until - now)
+        });
+        [
+            pair,
+            ceiling(login_key(login), self.per_login),
+            ceiling(addr_key(address), self.per_address),
+        ]
+        .into_iter()
+        .flatten()
+        .max()
+    }
+
+    /// How long a pair with `count` failures waits after its last one.
+    fn pair_wait(&self, count: u32) -> Option<Duration> {
+        let over = count.checked_sub(self.pair_free)?;
+        let wait = self.pair_delay.saturating_mul(1u32 << over.min(20));
+        Some(wait.min(self.window))
     }
 
     pub fn failed(&self, login: &str, address: &str) {
-        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        if map.len() > 100_000 {
-            map.retain(|_, (_, since)| now.duration_since(*since) < self.window);
-        }
-        for key in [login_key(login), addr_key(address)] {
-            let e = map.entry(key).or_insert((0, now));
-            if now.duration_since(e.1) >= self.window {
-                *e = (0, now);
-            }
-            e.0 += 1;
-        }
+        self.failed_at(login, address, Instant::now())
     }
 
+    /// [`LoginLimiter::failed`] at a given moment.
+    pub fn failed_at(&self, login: &str, address: &str, now: Instant) {
+        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() > 100_000 {
+            let keep = 2 * self.window;
+            map.retain(|_, f| now.saturating_duration_since(f.last) < keep);
+        }
+        let fresh = Failures {
+            count: 0,
+            first: now,
+            last: now,
+        };
+        // A ceiling counts the failures of one window, then starts over.
+        for key in [login_key(login), addr_key(address)] {
+            let f = map.entry(key).or_insert(fresh);
+            if now.saturating_duration_since(f.first) >= self.window {
+                *f = fresh;
+            }
+            f.count += 1;
+            f.last = now;
+        }
+        // A pair's count runs on while it keeps failing (its waits grow, to
+        // one window at most), and is forgotten two windows after its last
+        // failure.
+        let f = map.entry(pair_key(login, address)).or_insert(fresh);
+        if now.saturating_duration_since(f.last) >= 2 * self.window {
+            *f = fresh;
+        }
+        f.count += 1;
+        f.last = now;
+    }
+
+    /// Forgets the login's failures counted against its ceiling.
     pub fn succeeded(&self, login: &str) {
         let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         map.remove(&login_key(login));
     }
+
+    /// A login from this address succeeded: its pair starts afresh too.
+    pub fn succeeded_from(&self, login: &str, address: &str) {
+        self.succeeded(login);
+        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        map.remove(&pair_key(login, address));
+    }
+}
+
+fn pair_key(login: &str, address: &str) -> String {
+    format!("p:{address} {}", key_login(login))
+}
+
+/// The login as counted: folded, and cut short so a megabyte-long "login"
+/// does not become a megabyte-long key (logins are at most 64 characters).
+fn key_login(login: &str) -> String {
+    login.chars().take(128).collect::<String>().to_lowercase()
 }
 
 fn login_key(login: &str) -> String {
-    format!("l:{}", login.to_lowercase())
+    format!("l:{}", key_login(login))
 }
 
 fn addr_key(address: &str) -> String {
@@ -165,5 +258,76 @@ mod tests {
         assert!(l.blocked("boris", "1.2.3.4").is_none());
         l.succeeded("anna");
         assert!(l.blocked("anna", "9.9.9.9").is_none());
+    }
+
+    const MIN: Duration = Duration::from_secs(60);
+
+    /// The defaults of the server: ceilings of 100 per login, 300 per address.
+    fn server() -> LoginLimiter {
+        LoginLimiter::new(15 * MIN, 100, 300)
+    }
+
+    #[test]
+    fn guessing_from_one_address_waits_longer_each_time_and_others_do_not_wait() {
+        let l = server();
+        let t0 = Instant::now();
+        for i in 0..5 {
+            let t = t0 + Duration::from_secs(i);
+            assert_eq!(l.blocked_at("anna", "6.6.6.6", t), None);
+            l.failed_at("anna", "6.6.6.6", t);
+        }
+        let last = t0 + Duration::from_secs(4);
+        // The sixth try waits 30 s after the fifth failure…
+        assert_eq!(
+            l.blocked_at("anna", "6.6.6.6", last),
+            Some(Duration::from_secs(30))
+        );
+        // …but Anna from her own address does not wait at all.
+        assert_eq!(l.blocked_at("anna", "10.0.0.7", last), None);
+        assert_eq!(l.blocked_at("boris", "6.6.6.6", last), None);
+        // Each further failure doubles the wait: 60 s, 120 s, … up to 15 minutes.
+        let mut t = last;
+        for expected in [60, 120, 240, 480, 900, 900] {
+            t += l.blocked_at("anna", "6.6.6.6", t).unwrap();
+            assert_eq!(l.blocked_at("anna", "6.6.6.6", t), None);
+            l.failed_at("anna", "6.6.6.6", t);
+            assert_eq!(
+                l.blocked_at("anna", "6.6.6.6", t),
+                Some(Duration::from_secs(expected))
+            );
+        }
+        // So in an hour one address gets about a dozen guesses, not thousands.
+        // A success from the pair clears it.
+        l.succeeded_from("anna", "6.6.6.6");
+        assert_eq!(l.blocked_at("anna", "6.6.6.6", t), None);
+    }
+
+    #[test]
+    fn an_office_behind_one_address_is_not_locked_out_by_its_typos() {
+        let l = server();
+        let t0 = Instant::now();
+        for i in 0..100 {
+            l.failed_at(&format!("user{i}"), "192.0.2.1", t0);
+        }
+        assert_eq!(l.blocked_at("boris", "192.0.2.1", t0), None);
+        // A spraying address hits its ceiling, for the rest of the window.
+        for i in 100..300 {
+            l.failed_at(&format!("user{i}"), "192.0.2.1", t0);
+        }
+        assert_eq!(l.blocked_at("boris", "192.0.2.1", t0 + MIN), Some(14 * MIN));
+        assert_eq!(l.blocked_at("boris", "192.0.2.1", t0 + 15 * MIN), None);
+    }
+
+    #[test]
+    fn many_addresses_guessing_one_login_meet_its_ceiling() {
+        let l = server();
+        let t0 = Instant::now();
+        for i in 0..99 {
+            l.failed_at("anna", &format!("203.0.113.{i}"), t0);
+        }
+        assert_eq!(l.blocked_at("anna", "10.0.0.7", t0), None);
+        l.failed_at("anna", "203.0.113.200", t0);
+        assert_eq!(l.blocked_at("anna", "10.0.0.7", t0), Some(15 * MIN));
+        assert_eq!(l.blocked_at("anna", "10.0.0.7", t0 + 15 * MIN), None);
     }
 }

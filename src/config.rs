@@ -32,6 +32,86 @@ pub struct Config {
     pub cti_tokens: Vec<(String, String)>,
     pub calls: CallSettings,
     pub callbacks: CallbackSettings,
+    pub access: AccessSettings,
+}
+
+/// Who the HTTP side trusts and how it guards what it sends.
+#[derive(Debug, Clone, Default)]
+pub struct AccessSettings {
+    /// Reverse proxies whose `X-Forwarded-For` / `X-Forwarded-Proto` are
+    /// believed; from any other peer those headers are ignored.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Mark the session cookie `Secure` (always; behind a trusted proxy that
+    /// says `X-Forwarded-Proto: https` it is marked anyway).
+    pub cookie_secure: bool,
+    /// When set, `/metrics` wants `Authorization: Bearer <token>`.
+    pub metrics_token: Option<String>,
+}
+
+impl AccessSettings {
+    pub fn trusts(&self, peer: std::net::IpAddr) -> bool {
+        let peer = canonical_ip(peer);
+        self.trusted_proxies.iter().any(|n| n.contains(&peer))
+    }
+}
+
+/// An IPv4 address written as IPv6 (`::ffff:10.0.0.1`) is the IPv4 address.
+pub fn canonical_ip(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip {
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+fn access_settings(
+    env: &[(String, String)],
+    proxies: Option<Vec<String>>,
+    cookie_secure: Option<bool>,
+    metrics_token: Option<String>,
+) -> Result<AccessSettings, ConfigError> {
+    let key = "RINGSIDE_TRUSTED_PROXIES";
+    let raw: Vec<String> = match lookup(env, key) {
+        Some(v) => v
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        None => proxies.unwrap_or_default(),
+    };
+    let mut trusted_proxies = Vec::new();
+    for p in raw {
+        let net = p
+            .parse::<ipnet::IpNet>()
+            .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+            .map_err(|_| {
+                invalid(
+                    key,
+                    format!("`{p}` is not an address or network like 10.0.0.1 or 10.0.0.0/8"),
+                )
+            })?;
+        trusted_proxies.push(net);
+    }
+    let cookie_secure = match lookup(env, "RINGSIDE_COOKIE_SECURE") {
+        Some(v) => parse_bool(v)
+            .ok_or_else(|| invalid("RINGSIDE_COOKIE_SECURE", format!("`{v}` is not true/false")))?,
+        None => cookie_secure.unwrap_or(false),
+    };
+    let metrics_token = lookup(env, "RINGSIDE_METRICS_TOKEN")
+        .map(str::to_owned)
+        .or(metrics_token)
+        .filter(|t| !t.is_empty());
+    if metrics_token.as_ref().is_some_and(|t| t.len() < 16) {
+        return Err(invalid(
+            "RINGSIDE_METRICS_TOKEN",
+            "must have at least 16 characters",
+        ));
+    }
+    Ok(AccessSettings {
+        trusted_proxies,
+        cookie_secure,
+        metrics_token,
+    })
 }
 
 /// `[calls]`: what agents pick from when they wrap a call up.
@@ -160,6 +240,9 @@ struct FileConfig {
     default_region: Option<String>,
     log_json: Option<bool>,
     token_ttl_hours: Option<i64>,
+    trusted_proxies: Option<Vec<String>>,
+    cookie_secure: Option<bool>,
+    metrics_token: Option<String>,
     #[serde(default)]
     phones: PhoneSettings,
     #[serde(default)]
@@ -343,6 +426,7 @@ impl Config {
         let routing = routing_settings(env, fc.routing)?;
         let calls = call_settings(fc.calls)?;
         let callbacks = callback_settings(env, fc.callbacks)?;
+        let access = access_settings(env, fc.trusted_proxies, fc.cookie_secure, fc.metrics_token)?;
         Ok(Config {
             database_url,
             redis_url,
@@ -359,6 +443,7 @@ impl Config {
             cti_tokens,
             calls,
             callbacks,
+            access,
         })
     }
 }
@@ -563,6 +648,50 @@ mod tests {
             err.to_string().starts_with("RINGSIDE_REDIS_PREFIX"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn access_settings_come_from_the_file_and_env() {
+        let c = Config::load_from(None, &env(&[])).unwrap();
+        assert!(c.access.trusted_proxies.is_empty() && !c.access.cookie_secure);
+        assert!(c.access.metrics_token.is_none());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ringside.toml");
+        std::fs::write(
+            &path,
+            "trusted_proxies = [\"10.0.0.0/8\", \"::1\"]\ncookie_secure = true\n\
+             metrics_token = \"0123456789abcdef\"\n",
+        )
+        .unwrap();
+        let c = Config::load_from(Some(&path), &env(&[])).unwrap();
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        assert!(c.access.trusts(ip("10.1.2.3")) && c.access.trusts(ip("::1")));
+        assert!(
+            c.access.trusts(ip("::ffff:10.1.2.3")),
+            "IPv4 written as IPv6"
+        );
+        assert!(!c.access.trusts(ip("192.168.0.1")));
+        assert!(c.access.cookie_secure);
+        assert_eq!(c.access.metrics_token.as_deref(), Some("0123456789abcdef"));
+        let c = Config::load_from(
+            Some(&path),
+            &env(&[
+                ("RINGSIDE_TRUSTED_PROXIES", "192.168.0.1"),
+                ("RINGSIDE_COOKIE_SECURE", "false"),
+            ]),
+        )
+        .unwrap();
+        assert!(c.access.trusts(ip("192.168.0.1")) && !c.access.trusts(ip("10.1.2.3")));
+        assert!(!c.access.cookie_secure);
+        for (k, v) in [
+            ("RINGSIDE_TRUSTED_PROXIES", "10.0.0.0/33"),
+            ("RINGSIDE_TRUSTED_PROXIES", "proxy.example"),
+            ("RINGSIDE_COOKIE_SECURE", "maybe"),
+            ("RINGSIDE_METRICS_TOKEN", "short"),
+        ] {
+            let err = Config::load_from(None, &env(&[(k, v)])).unwrap_err();
+            assert!(err.to_string().starts_with(k), "{err}");
+        }
     }
 
     #[test]

@@ -44,6 +44,8 @@ pub struct LiveCall {
     pub party: Option<Party>,
     /// Users whose phones rang for this call.
     pub users: Vec<i64>,
+    /// The caller's number (E.164), once the caller is looked up.
+    pub caller: Option<String>,
     /// The agent's wrap-up, when given before the call was logged.
     pub wrapup: Option<WrapUp>,
 }
@@ -69,6 +71,13 @@ impl LiveCalls {
             }
             None => false,
         }
+    }
+
+    /// Whether a live call from `e164` rang (or is with) this user.
+    pub fn rang_from(&self, user: i64, e164: &str) -> bool {
+        self.lock()
+            .values()
+            .any(|c| c.caller.as_deref() == Some(e164) && c.users.contains(&user))
     }
 
     fn remove(&self, call_id: &str) -> Option<LiveCall> {
@@ -237,6 +246,7 @@ async fn caller_card(state: &AppState, call_id: &str, number: &str) -> Option<Ca
     {
         let mut calls = state.live_calls.lock();
         let entry = calls.entry(call_id.to_owned()).or_default();
+        entry.caller.clone_from(&found.number.e164);
         if entry.party.is_none() {
             entry.party = found.party().or_else(|| {
                 // Shared number: the most recently active card until the

@@ -242,9 +242,27 @@ pub struct Card {
     pub activities: Vec<CardActivity>,
     pub deals: Vec<CardDeal>,
     pub tasks: Vec<CardTask>,
+    /// Set when the user may not see the card: only its name, company and
+    /// owner are given.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub limited: bool,
 }
 
 impl Card {
+    /// The card as a user who may not see it gets it: who it is, their
+    /// company and owner, nothing else.
+    pub fn limit(&mut self) {
+        self.email = None;
+        self.tags.clear();
+        self.phones.clear();
+        self.status = None;
+        self.source = None;
+        self.activities.clear();
+        self.deals.clear();
+        self.tasks.clear();
+        self.limited = true;
+    }
+
     /// The contact, lead or company this card shows.
     pub fn party(&self) -> Party {
         match self.kind {
@@ -297,6 +315,7 @@ fn card_from_rows(party: Party, rows: Vec<CardRow>) -> Option<Card> {
         activities: Vec::new(),
         deals: Vec::new(),
         tasks: Vec::new(),
+        limited: false,
     };
     // Leads and companies keep their one number on the head row.
     let own_phone = head

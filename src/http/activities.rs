@@ -36,7 +36,7 @@ pub struct TimelinePage {
 }
 
 async fn page(state: &AppState, of: Timeline, q: TimelineQuery) -> ApiResult<Json<TimelinePage>> {
-    let limit = q.limit.unwrap_or(20).clamp(1, 200);
+    let limit = super::page_limit(q.limit, 20, 200)?;
     let before = match q.before.as_deref() {
         None | Some("") => None,
         Some(c) => {

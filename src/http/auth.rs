@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult};
-use super::extract::{AuthUser, ClientAddr, Json, SESSION_COOKIE, request_token};
+use super::extract::{AuthUser, ClientAddr, Json, SESSION_COOKIE, SecureCookie, request_token};
 use crate::store::users::{LOCALES, User, UserChanges};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -45,6 +45,7 @@ pub struct LoginResponse {
 async fn login(
     State(state): State<AppState>,
     ClientAddr(addr): ClientAddr,
+    SecureCookie(secure): SecureCookie,
     Json(req): Json<LoginRequest>,
 ) -> ApiResult<Response> {
     if let Some(wait) = state.limiter.blocked(&req.login, &addr) {
@@ -83,7 +84,7 @@ async fn login(
             return Err(ApiError::unauthorized("wrong login or password"));
         }
     };
-    state.limiter.succeeded(&req.login);
+    state.limiter.succeeded_from(&req.login, &addr);
     state.metrics.logins_ok.fetch_add(1, Ordering::Relaxed);
     let (token, token_hash) = crate::auth::new_token();
     let ttl_ms = state.config.token_ttl_hours * 3_600_000;
@@ -93,8 +94,9 @@ async fn login(
         .await?;
     let user = state.db.user(user_id).await?;
     let cookie = format!(
-        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
-        ttl_ms / 1000
+        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        ttl_ms / 1000,
+        if secure { "; Secure" } else { "" }
     );
     let mut resp = Json(LoginResponse {
         token,
@@ -118,6 +120,7 @@ static DUMMY_HASH: std::sync::LazyLock<String> =
 async fn logout(
     State(state): State<AppState>,
     _user: AuthUser,
+    SecureCookie(secure): SecureCookie,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     if let Some(token) = request_token(&headers) {
@@ -129,7 +132,11 @@ async fn logout(
     let mut resp = StatusCode::NO_CONTENT.into_response();
     resp.headers_mut().insert(
         header::SET_COOKIE,
-        HeaderValue::from_static("ringside_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+        HeaderValue::from_static(if secure {
+            "ringside_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0; Secure"
+        } else {
+            "ringside_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"
+        }),
     );
     Ok(resp)
 }

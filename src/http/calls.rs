@@ -88,13 +88,24 @@ async fn set_my_state(
     my_state(State(state), user).await
 }
 
-/// Every agent's state now (supervisors, managers, admins).
+/// Agents' states now: every agent's for managers and admins, their own
+/// team's for supervisors (not for agents).
 #[utoipa::path(get, path = "/api/v1/agents", tag = "calls", responses((status = 200, body = Vec<AgentView>)))]
 async fn agents(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<Vec<AgentView>>> {
     if user.role() == "agent" {
         return Err(ApiError::forbidden());
     }
-    Ok(Json(state.presence.all()))
+    let mut all = state.presence.all();
+    if !user.sees_all() {
+        let users = state.db.users().await?;
+        all.retain(|a| {
+            users
+                .iter()
+                .find(|u| u.id == a.user_id)
+                .is_some_and(|u| super::users::sees_user(&user, u))
+        });
+    }
+    Ok(Json(all))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -160,7 +171,7 @@ async fn list_calls(
     user: AuthUser,
     Query(q): Query<CallQuery>,
 ) -> ApiResult<Json<CallPage>> {
-    let limit = q.limit.unwrap_or(50).clamp(1, 200);
+    let limit = super::page_limit(q.limit, 50, 200)?;
     let time = |field: &str, v: Option<String>| -> ApiResult<Option<i64>> {
         match v.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
             Some(v) => parse_time(field, v).map(Some),
@@ -276,9 +287,55 @@ async fn call_party(state: &AppState, call_id: &str) -> ApiResult<Option<Party>>
     Ok(state.db.call_party(call_id).await?)
 }
 
+/// Whether the user may see the card a call is on.
+async fn sees_party(state: &AppState, user: &AuthUser, party: Option<Party>) -> ApiResult<bool> {
+    let owner = match party {
+        Some(Party::Contact(id)) => state.db.party_owner("contact", id).await?,
+        Some(Party::Lead(id)) => state.db.party_owner("lead", id).await?,
+        _ => return Ok(false),
+    };
+    Ok(user.scope().allows(&state.db, owner).await?)
+}
+
+/// 404 for an unknown call, 403 for one the user may not see: the rule of
+/// `GET /calls/{call_id}`. A live call is seen by the users it rang (and
+/// their team's supervisor) and by those who may see its card.
+async fn visible_call(state: &AppState, user: &AuthUser, call_id: &str) -> ApiResult<()> {
+    if call_id.len() > 128 {
+        return Err(ApiError::not_found("call"));
+    }
+    if let Some(live) = state.live_calls.get(call_id) {
+        if user.sees_all() || live.users.contains(&user.id()) {
+            return Ok(());
+        }
+        if user.role() == "supervisor"
+            && let Some(team) = user.0.team_id
+        {
+            for u in &live.users {
+                if state.db.user(*u).await.ok().and_then(|u| u.team_id) == Some(team) {
+                    return Ok(());
+                }
+            }
+        }
+        return if sees_party(state, user, live.party).await? {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden())
+        };
+    }
+    if state.db.call(call_scope(user), call_id).await?.is_some() {
+        Ok(())
+    } else if state.db.call_exists(call_id).await? {
+        Err(ApiError::forbidden())
+    } else {
+        Err(ApiError::not_found("call"))
+    }
+}
+
 /// Note and disposition of a call, during or after it; lands on the call's card.
 #[utoipa::path(post, path = "/api/v1/calls/{call_id}/wrapup", tag = "calls", request_body = WrapUpInput,
-    responses((status = 201, body = Activity), (status = 404, body = super::error::ErrorBody)))]
+    responses((status = 201, body = Activity), (status = 403, body = super::error::ErrorBody),
+              (status = 404, body = super::error::ErrorBody)))]
 async fn wrap_up(
     State(state): State<AppState>,
     user: AuthUser,
@@ -299,6 +356,7 @@ async fn wrap_up(
     if note.is_empty() && disposition.is_none() {
         return Err(ApiError::bad_request("send a note, a disposition or both"));
     }
+    visible_call(&state, &user, &call_id).await?;
     let (contact_id, lead_id) = match call_party(&state, &call_id).await? {
         Some(Party::Contact(id)) => (Some(id), None),
         Some(Party::Lead(id)) => (None, Some(id)),
@@ -347,13 +405,15 @@ pub struct LinkInput {
 /// Puts a call on one contact's timeline (a pick among shared-number
 /// candidates); after the call its log row and timeline entry move there.
 #[utoipa::path(post, path = "/api/v1/calls/{call_id}/link", tag = "calls", request_body = LinkInput,
-    responses((status = 204, description = "linked"), (status = 404, body = super::error::ErrorBody)))]
+    responses((status = 204, description = "linked"), (status = 403, body = super::error::ErrorBody),
+              (status = 404, body = super::error::ErrorBody)))]
 async fn link_call(
     State(state): State<AppState>,
     user: AuthUser,
     Path(call_id): Path<String>,
     Json(req): Json<LinkInput>,
 ) -> ApiResult<StatusCode> {
+    visible_call(&state, &user, &call_id).await?;
     super::contacts::visible_contact(&state, &user, req.contact_id).await?;
     if state
         .live_calls

@@ -36,6 +36,22 @@ pub struct CompanyQuery {
     pub offset: Option<i64>,
 }
 
+/// A website is an http(s) address with a host: anything else (`javascript:`,
+/// `data:`) would run or open something when the console links it.
+fn check_website(w: &str) -> ApiResult<String> {
+    let ok = url::Url::parse(w).is_ok_and(|u| {
+        matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty())
+    });
+    if ok {
+        Ok(w.to_owned())
+    } else {
+        Err(super::error::ApiError::bad_request(format!(
+            "website: `{}` is not an http:// or https:// address",
+            w.chars().take(80).collect::<String>().escape_default()
+        )))
+    }
+}
+
 fn company_data(state: &AppState, req: CompanyInput) -> ApiResult<CompanyData> {
     let name = required_text("name", &req.name, 200)?;
     let (phone_raw, phone_e164) = match req
@@ -53,9 +69,9 @@ fn company_data(state: &AppState, req: CompanyInput) -> ApiResult<CompanyData> {
         }
         None => (None, None),
     };
-    let website = match req.website {
-        Some(w) => Some(optional_text("website", w.trim(), 300)?.to_owned()),
-        None => None,
+    let website = match req.website.as_deref().map(str::trim) {
+        Some("") | None => None,
+        Some(w) => Some(check_website(optional_text("website", w, 300)?)?),
     };
     Ok(CompanyData {
         name,
@@ -72,8 +88,8 @@ async fn list_companies(
     _user: AuthUser,
     Query(q): Query<CompanyQuery>,
 ) -> ApiResult<Json<Vec<Company>>> {
-    let limit = q.limit.unwrap_or(50).clamp(1, 500);
-    let offset = q.offset.unwrap_or(0).max(0);
+    let limit = super::page_limit(q.limit, 50, 500)?;
+    let offset = super::page_offset(q.offset)?;
     Ok(Json(
         state.db.companies(q.q.as_deref(), limit, offset).await?,
     ))

@@ -157,12 +157,24 @@ pub async fn visible_contact(state: &AppState, user: &AuthUser, id: i64) -> ApiR
 
 /// Agents and supervisors may only hand contacts to themselves or their team.
 async fn check_owner(state: &AppState, user: &AuthUser, owner: Option<i64>) -> ApiResult<()> {
-    if let Some(o) = owner {
+    check_assignee(state, user, "owner_id", owner).await
+}
+
+/// A record handed to user `to` (`field` names it in errors): 400 when the
+/// user does not exist, 403 when an agent or supervisor hands it outside
+/// their team.
+pub async fn check_assignee(
+    state: &AppState,
+    user: &AuthUser,
+    field: &str,
+    to: Option<i64>,
+) -> ApiResult<()> {
+    if let Some(o) = to {
         state
             .db
             .user(o)
             .await
-            .map_err(|_| ApiError::bad_request(format!("owner_id: user {o} does not exist")))?;
+            .map_err(|_| ApiError::bad_request(format!("{field}: user {o} does not exist")))?;
         if !user.scope().allows(&state.db, Some(o)).await? {
             return Err(ApiError::forbidden());
         }
@@ -210,8 +222,8 @@ async fn list_contacts(
         owner_id: q.owner_id,
         company_id: q.company_id,
         e164,
-        limit: q.limit.unwrap_or(50).clamp(1, 500),
-        offset: q.offset.unwrap_or(0).max(0),
+        limit: super::page_limit(q.limit, 50, 500)?,
+        offset: super::page_offset(q.offset)?,
     };
     Ok(Json(state.db.contacts(user.scope(), &filter).await?))
 }

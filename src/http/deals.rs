@@ -122,6 +122,21 @@ pub struct DealQuery {
     pub offset: Option<i64>,
 }
 
+/// The largest deal amount taken, in minor units (ten trillion in a
+/// currency with cents): beyond it is a typo or an attack, not a deal.
+pub const MAX_AMOUNT_MINOR: i64 = 1_000_000_000_000_000;
+
+/// A deal amount in minor units: not negative, at most [`MAX_AMOUNT_MINOR`].
+pub fn check_amount(field: &str, amount: i64) -> ApiResult<i64> {
+    if (0..=MAX_AMOUNT_MINOR).contains(&amount) {
+        Ok(amount)
+    } else {
+        Err(ApiError::bad_request(format!(
+            "{field} must be between 0 and {MAX_AMOUNT_MINOR} (minor units)"
+        )))
+    }
+}
+
 fn check_currency(c: &str) -> ApiResult<()> {
     if c.len() == 3 && c.chars().all(|ch| ch.is_ascii_uppercase()) {
         Ok(())
@@ -149,8 +164,8 @@ async fn list_deals(
     user: AuthUser,
     Query(q): Query<DealQuery>,
 ) -> ApiResult<Json<Vec<Deal>>> {
-    let limit = q.limit.unwrap_or(50).clamp(1, 500);
-    let offset = q.offset.unwrap_or(0).max(0);
+    let limit = super::page_limit(q.limit, 50, 500)?;
+    let offset = super::page_offset(q.offset)?;
     Ok(Json(
         state
             .db
@@ -177,11 +192,14 @@ async fn create_deal(
     if let Some(c) = req.contact_id {
         super::contacts::visible_contact(&state, &user, c).await?;
     }
+    if req.owner_id.is_some() {
+        super::contacts::check_assignee(&state, &user, "owner_id", req.owner_id).await?;
+    }
     let data = DealData {
         title: required_text("title", &req.title, 200)?,
         contact_id: req.contact_id,
         owner_id: req.owner_id.or(Some(user.id())),
-        amount_minor: req.amount_minor,
+        amount_minor: check_amount("amount_minor", req.amount_minor)?,
         currency,
     };
     Ok((
@@ -209,6 +227,12 @@ async fn update_deal(
     let d = visible_deal(&state, &user, id).await?;
     let currency = req.currency.unwrap_or(d.currency);
     check_currency(&currency)?;
+    if let Some(c) = req.contact_id.filter(|c| Some(*c) != d.contact_id) {
+        super::contacts::visible_contact(&state, &user, c).await?;
+    }
+    if req.owner_id.is_some() && req.owner_id != d.owner_id {
+        super::contacts::check_assignee(&state, &user, "owner_id", req.owner_id).await?;
+    }
     let data = DealData {
         title: match req.title {
             Some(t) => required_text("title", &t, 200)?,
@@ -216,7 +240,10 @@ async fn update_deal(
         },
         contact_id: req.contact_id.or(d.contact_id),
         owner_id: req.owner_id.or(d.owner_id),
-        amount_minor: req.amount_minor.unwrap_or(d.amount_minor),
+        amount_minor: match req.amount_minor {
+            Some(a) => check_amount("amount_minor", a)?,
+            None => d.amount_minor,
+        },
         currency,
     };
     Ok(Json(state.db.update_deal(id, &data).await?))

@@ -143,19 +143,95 @@ where
     }
 }
 
-/// The client's address, as seen on the socket.
+/// The client's address: the socket's peer, or — when the peer is one of
+/// the configured trusted proxies — the rightmost `X-Forwarded-For` entry
+/// that is not itself a trusted proxy (what the client sent before reaching
+/// our proxies is its own word and is not believed).
 #[derive(Debug, Clone)]
 pub struct ClientAddr(pub String);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+fn peer_ip(parts: &Parts) -> Option<std::net::IpAddr> {
+    parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| crate::config::canonical_ip(c.0.ip()))
+}
+
+/// The client's IP address as [`ClientAddr`] describes it.
+pub fn client_ip(
+    parts: &Parts,
+    access: &crate::config::AccessSettings,
+) -> Option<std::net::IpAddr> {
+    let peer = peer_ip(parts)?;
+    if !access.trusts(peer) {
+        return Some(peer);
+    }
+    let hops: Vec<&str> = parts
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .collect();
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        match hop.parse::<std::net::IpAddr>() {
+            Ok(ip) => {
+                client = crate::config::canonical_ip(ip);
+                if !access.trusts(client) {
+                    break;
+                }
+            }
+            // Garbage in the chain: the last hop we could read is the client.
+            Err(_) => break,
+        }
+    }
+    Some(client)
+}
+
+impl<S> FromRequestParts<S> for ClientAddr
+where
+    AppState: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let addr = parts
-            .extensions
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|c| c.0.ip().to_string())
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = AppState::from_ref(state);
+        let addr = client_ip(parts, &state.config.access)
+            .map(|ip| ip.to_string())
             .unwrap_or_else(|| "unknown".to_owned());
         Ok(ClientAddr(addr))
+    }
+}
+
+/// Whether the session cookie goes out `Secure`: `cookie_secure` is set, or
+/// a trusted proxy says the client came over HTTPS (`X-Forwarded-Proto`).
+#[derive(Debug, Clone, Copy)]
+pub struct SecureCookie(pub bool);
+
+impl<S> FromRequestParts<S> for SecureCookie
+where
+    AppState: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = AppState::from_ref(state);
+        let access = &state.config.access;
+        if access.cookie_secure {
+            return Ok(SecureCookie(true));
+        }
+        let proxied_https = peer_ip(parts).is_some_and(|p| access.trusts(p))
+            && parts
+                .headers
+                .get("x-forwarded-proto")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(',').next_back())
+                .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"));
+        Ok(SecureCookie(proxied_https))
     }
 }

@@ -113,8 +113,8 @@ async fn list_leads(
     user: AuthUser,
     Query(q): Query<LeadQuery>,
 ) -> ApiResult<Json<Vec<Lead>>> {
-    let limit = q.limit.unwrap_or(50).clamp(1, 500);
-    let offset = q.offset.unwrap_or(0).max(0);
+    let limit = super::page_limit(q.limit, 50, 500)?;
+    let offset = super::page_offset(q.offset)?;
     Ok(Json(
         state
             .db
@@ -145,6 +145,7 @@ async fn create_lead(
     if data.manager_id.is_none() {
         data.manager_id = Some(user.id());
     }
+    super::contacts::check_assignee(&state, &user, "manager_id", data.manager_id).await?;
     let lead = state.db.create_lead(&data).await?;
     state.index_lead(&lead);
     Ok((StatusCode::CREATED, Json(lead)))
@@ -176,6 +177,9 @@ async fn update_lead(
         req.notes = Some(lead.notes.clone());
     }
     let data = lead_data(&state, req, Some(&lead))?;
+    if data.manager_id != lead.manager_id {
+        super::contacts::check_assignee(&state, &user, "manager_id", data.manager_id).await?;
+    }
     let lead = state.db.update_lead(id, &data).await?;
     state.index_lead(&lead);
     Ok(Json(lead))
@@ -241,6 +245,9 @@ async fn convert_lead(
         None => None,
     };
     let owner_id = req.owner_id.or(lead.manager_id).or(Some(user.id()));
+    if req.owner_id.is_some() {
+        super::contacts::check_assignee(&state, &user, "owner_id", owner_id).await?;
+    }
     let phones = match (&lead.phone_raw, &lead.phone_e164) {
         (Some(raw), Some(e164)) => vec![Phone {
             raw: raw.clone(),
@@ -271,7 +278,10 @@ async fn convert_lead(
                         title: super::required_text("deal.title", &d.title, 200)?,
                         contact_id: Some(contact.id),
                         owner_id,
-                        amount_minor: d.amount_minor,
+                        amount_minor: super::deals::check_amount(
+                            "deal.amount_minor",
+                            d.amount_minor,
+                        )?,
                         currency: d.currency.unwrap_or_else(|| "RUB".to_owned()),
                     },
                 )

@@ -93,7 +93,7 @@ impl AppState {
             db,
             config: Arc::new(config),
             phones: Arc::new(phones),
-            limiter: Arc::new(LoginLimiter::new(Duration::from_secs(15 * 60), 5, 30)),
+            limiter: Arc::new(LoginLimiter::new(Duration::from_secs(15 * 60), 100, 300)),
             metrics: Arc::new(ops::Metrics::default()),
             callers: Arc::new(callers),
             extensions: Arc::new(extensions),
@@ -179,6 +179,7 @@ pub fn app(state: AppState) -> Router {
         .fallback(|| async { ApiError::not_found("route") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn(refuse_oversized))
+        .layer(middleware::from_fn(guard_responses))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             count_requests,
@@ -189,6 +190,38 @@ pub fn app(state: AppState) -> Router {
 async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let resp = next.run(req).await;
     state.metrics.count_status(resp.status().as_u16());
+    resp
+}
+
+/// Every response: `X-Content-Type-Options: nosniff`; the API's (and the
+/// metrics') `Cache-Control: no-store`, since they carry customers' data and
+/// tokens; a 405 without a body gets the error shape like every other error.
+async fn guard_responses(req: Request, next: Next) -> Response {
+    use axum::http::{HeaderValue, StatusCode, header};
+    let api = req.uri().path().starts_with("/api/") || req.uri().path() == "/metrics";
+    let mut resp = next.run(req).await;
+    if resp.status() == StatusCode::METHOD_NOT_ALLOWED
+        && !resp.headers().contains_key(header::CONTENT_TYPE)
+    {
+        let allow = resp.headers().get(header::ALLOW).cloned();
+        resp = ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "this route does not take that method",
+        )
+        .into_response();
+        if let Some(allow) = allow {
+            resp.headers_mut().insert(header::ALLOW, allow);
+        }
+    }
+    let headers = resp.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if api {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
     resp
 }
 
@@ -219,6 +252,28 @@ pub fn parse_time(field: &str, value: &str) -> Result<i64, ApiError> {
                 "{field}: `{value}` is not a time like 2026-11-23T15:00:00Z"
             ))
         })
+}
+
+/// A list's `limit`: `default` when absent, else 1..=`max` (400 outside).
+pub fn page_limit(value: Option<i64>, default: i64, max: i64) -> Result<i64, ApiError> {
+    match value {
+        None => Ok(default),
+        Some(n) if (1..=max).contains(&n) => Ok(n),
+        Some(n) => Err(ApiError::bad_request(format!(
+            "limit: {n} is not between 1 and {max}"
+        ))),
+    }
+}
+
+/// A list's `offset`: 0 when absent, never negative (400).
+pub fn page_offset(value: Option<i64>) -> Result<i64, ApiError> {
+    match value {
+        None => Ok(0),
+        Some(n) if n >= 0 => Ok(n),
+        Some(n) => Err(ApiError::bad_request(format!(
+            "offset: {n} must not be negative"
+        ))),
+    }
 }
 
 /// Trims `value` and checks it is between 1 and `max` characters.

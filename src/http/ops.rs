@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use super::AppState;
@@ -49,7 +49,16 @@ async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    if let Some(want) = &state.config.access.metrics_token {
+        let given = super::extract::request_token(&headers).unwrap_or_default();
+        if !crate::auth::constant_eq(&given, want) {
+            return super::error::ApiError::unauthorized(
+                "send Authorization: Bearer <RINGSIDE_METRICS_TOKEN>",
+            )
+            .into_response();
+        }
+    }
     let m = &state.metrics;
     let mut out = String::new();
     out.push_str("# HELP ringside_http_responses_total HTTP responses by status class.\n");
@@ -98,4 +107,5 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         )],
         out,
     )
+        .into_response()
 }

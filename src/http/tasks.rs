@@ -86,8 +86,8 @@ async fn list_tasks(
     } else {
         q.assignee_id
     };
-    let limit = q.limit.unwrap_or(50).clamp(1, 500);
-    let offset = q.offset.unwrap_or(0).max(0);
+    let limit = super::page_limit(q.limit, 50, 500)?;
+    let offset = super::page_offset(q.offset)?;
     Ok(Json(
         state
             .db

@@ -113,10 +113,22 @@ fn check_login(login: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Every user (names, roles, extensions; never password hashes).
+/// Whether `user` may see the account `other`: managers and admins every
+/// account, agents and supervisors themselves and their team's members.
+pub fn sees_user(user: &AuthUser, other: &User) -> bool {
+    user.sees_all()
+        || other.id == user.id()
+        || (user.0.team_id.is_some() && other.team_id == user.0.team_id)
+}
+
+/// The users the caller may see (names, roles, extensions; never password
+/// hashes): everyone for managers and admins, their own team for agents and
+/// supervisors.
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", responses((status = 200, body = Vec<User>)))]
-async fn list_users(State(state): State<AppState>, _user: AuthUser) -> ApiResult<Json<Vec<User>>> {
-    Ok(Json(state.db.users().await?))
+async fn list_users(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<Vec<User>>> {
+    let mut users = state.db.users().await?;
+    users.retain(|u| sees_user(&user, u));
+    Ok(Json(users))
 }
 
 /// Creates a user (admins only).
@@ -163,13 +175,23 @@ async fn create_user(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
-#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", responses((status = 200, body = User)))]
+/// One user (agents and supervisors: of their own team).
+#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users",
+    responses((status = 200, body = User), (status = 403, body = super::error::ErrorBody),
+              (status = 404, body = super::error::ErrorBody)))]
 async fn get_user(
     State(state): State<AppState>,
-    _user: AuthUser,
+    user: AuthUser,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<User>> {
-    Ok(Json(state.db.user(id).await?))
+    let other = state.db.user(id).await.map_err(|e| match e {
+        crate::store::StoreError::NotFound => ApiError::not_found("user"),
+        e => e.into(),
+    })?;
+    if !sees_user(&user, &other) {
+        return Err(ApiError::forbidden());
+    }
+    Ok(Json(other))
 }
 
 /// Changes a user's name, role, team, extensions, locale, password or deactivates them (admins only).
@@ -205,7 +227,22 @@ async fn update_user(
         crate::auth::check_password_policy(&p).map_err(|e| ApiError::bad_request(e.to_string()))?;
         c.password_hash = Some(super::auth::hash_blocking(p).await);
     }
+    let target = state.db.user(id).await?;
+    let stays_admin = c.role.as_deref().is_none_or(|r| r == "admin") && c.active != Some(false);
+    if target.role == "admin" && target.active != 0 && !stays_admin {
+        // Someone must be left to manage accounts.
+        if state.db.active_admins().await? <= 1 {
+            return Err(ApiError::conflict(
+                "this is the last active admin; make another user admin first",
+            ));
+        }
+    }
+    let ends_sessions = c.active == Some(false) || c.password_hash.is_some();
     let updated = state.db.update_user(id, c).await?;
+    if ends_sessions {
+        // Their tokens are gone with the change; their open tabs close too.
+        state.push.end_sessions(id).await;
+    }
     state.extensions.set_user(&updated);
     state
         .db
@@ -214,9 +251,15 @@ async fn update_user(
     Ok(Json(updated))
 }
 
+/// The teams: every team for managers and admins, their own for agents and
+/// supervisors.
 #[utoipa::path(get, path = "/api/v1/teams", tag = "users", responses((status = 200, body = Vec<Team>)))]
-async fn list_teams(State(state): State<AppState>, _user: AuthUser) -> ApiResult<Json<Vec<Team>>> {
-    Ok(Json(state.db.teams().await?))
+async fn list_teams(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<Vec<Team>>> {
+    let mut teams = state.db.teams().await?;
+    if !user.sees_all() {
+        teams.retain(|t| Some(t.id) == user.0.team_id);
+    }
+    Ok(Json(teams))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -258,7 +301,7 @@ async fn audit_log(
     Ok(Json(
         state
             .db
-            .audit_entries(q.limit.unwrap_or(100).clamp(1, 1000))
+            .audit_entries(super::page_limit(q.limit, 100, 1000)?)
             .await?,
     ))
 }

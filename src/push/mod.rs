@@ -35,6 +35,20 @@ pub struct Frame {
     born: Instant,
 }
 
+/// The message that tells a user's tabs their account's sessions ended
+/// (deactivated, or a new password set): every node closes their tabs on it.
+pub const SESSION_ENDED: &str = "session.ended";
+
+impl Frame {
+    /// Whether this is a [`SESSION_ENDED`] message (its type follows `seq`).
+    pub fn ends_session(&self) -> bool {
+        self.text
+            .as_str()
+            .split_once(',')
+            .is_some_and(|(_, rest)| rest.starts_with("\"type\":\"session.ended\""))
+    }
+}
+
 #[derive(Default)]
 struct Stream {
     next_seq: u64,
@@ -211,6 +225,17 @@ impl Hub {
             missed,
             last_seq,
             gap,
+        }
+    }
+
+    /// Closes every tab the user has open, on every node: each tab gets
+    /// `session.ended` and is closed; one that connects again needs a valid
+    /// token.
+    pub async fn end_sessions(&self, user: i64) {
+        self.send_fields(user, SESSION_ENDED, "", None).await;
+        // This node's tabs at once, even when Redis is slow to hand it back.
+        if let Some(stream) = self.streams().get_mut(&user) {
+            stream.tx = None;
         }
     }
 

@@ -180,7 +180,9 @@ impl Tab {
                 got = self.live.recv() => match got {
                     Ok(f) if f.seq > self.sent => {
                         self.sent = f.seq;
-                        socket.send(Message::Text(f.text)).await.is_ok()
+                        // The account's sessions ended: say so, then close.
+                        let ends = f.ends_session();
+                        socket.send(Message::Text(f.text)).await.is_ok() && !ends
                     }
                     Ok(_) => true,
                     Err(RecvError::Lagged(n)) => {

@@ -209,6 +209,15 @@ impl Db {
         self.user(id).await
     }
 
+    /// How many active admins there are.
+    pub async fn active_admins(&self) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE role = 'admin' AND active = 1")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
     pub async fn user_id_by_login(&self, login: &str) -> Result<Option<i64>> {
         Ok(sqlx::query_scalar("SELECT id FROM users WHERE login = $1")
             .bind(login)
