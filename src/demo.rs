@@ -2,6 +2,12 @@
 //! start, never fixed), two teams, companies, a few hundred contacts with
 //! Russian, Ukrainian and German numbers, two pipelines with deals, tasks.
 //! The agents' extensions (101–103) and some callers match the sample PBX.
+//!
+//! The data everybody shares (pipelines and their stages, deal titles,
+//! notes, task titles) is written in one language, the one of the default
+//! region (`RU` → Russian, `UA` → Ukrainian, `DE` → German, else English),
+//! like the data of a real team would be. Names agree in gender: a Russian
+//! surname takes its feminine form with a woman's first name.
 
 use crate::auth::{hash_password, random_password};
 use crate::crm::phones::PhoneNormalizer;
@@ -11,6 +17,8 @@ use crate::store::contacts::{ContactData, Phone};
 use crate::store::deals::DealData;
 use crate::store::tasks::TaskData;
 use crate::store::users::{NewUser, UserChanges};
+use crate::telephony::ami::fake::{FakeScript, Pace};
+use crate::telephony::ami::synth;
 
 pub struct DemoUser {
     pub login: &'static str,
@@ -72,31 +80,34 @@ pub const USERS: [DemoUser; 6] = [
     },
 ];
 
-const RU_FIRST: [&str; 10] = [
-    "Иван",
-    "Ольга",
-    "Дмитрий",
-    "Екатерина",
-    "Алексей",
-    "Наталья",
-    "Михаил",
-    "Анна",
-    "Павел",
-    "Татьяна",
+/// Russian first names, and whether each is a woman's.
+const RU_FIRST: [(&str, bool); 10] = [
+    ("Иван", false),
+    ("Ольга", true),
+    ("Дмитрий", false),
+    ("Екатерина", true),
+    ("Алексей", false),
+    ("Наталья", true),
+    ("Михаил", false),
+    ("Анна", true),
+    ("Павел", false),
+    ("Татьяна", true),
 ];
+/// Russian surnames in the masculine form; a woman's adds "а" (Петров → Петрова).
 const RU_LAST: [&str; 10] = [
     "Петров",
-    "Смирнова",
+    "Смирнов",
     "Кузнецов",
-    "Попова",
+    "Попов",
     "Васильев",
-    "Соколова",
+    "Соколов",
     "Морозов",
-    "Новикова",
+    "Новиков",
     "Фёдоров",
-    "Волкова",
+    "Волков",
 ];
 const UA_FIRST: [&str; 6] = ["Олександр", "Оксана", "Андрій", "Ірина", "Богдан", "Марія"];
+/// Ukrainian surnames the same for men and women.
 const UA_LAST: [&str; 6] = [
     "Шевченко",
     "Коваленко",
@@ -129,6 +140,115 @@ const COMPANIES: [&str; 12] = [
     "Одеса Порт Сервіс",
 ];
 
+/// The demo's shared data in one language.
+struct Words {
+    b2b: &'static str,
+    b2b_stages: [&'static str; 6],
+    renewals: &'static str,
+    renewal_stages: [&'static str; 4],
+    /// A deal's title before its number.
+    deal: &'static str,
+    note: &'static str,
+    task: &'static str,
+}
+
+fn words(region: &str) -> Words {
+    match region {
+        "RU" => Words {
+            b2b: "Продажи B2B",
+            b2b_stages: [
+                "Новая",
+                "Квалификация",
+                "Предложение",
+                "Переговоры",
+                "Выиграна",
+                "Проиграна",
+            ],
+            renewals: "Продления",
+            renewal_stages: ["К продлению", "Связались", "Продлён", "Ушёл"],
+            deal: "Сделка №",
+            note: "Просил коммерческое предложение; удобнее звонить после 14:00.",
+            task: "Перезвонить по предложению",
+        },
+        "UA" => Words {
+            b2b: "Продажі B2B",
+            b2b_stages: [
+                "Нова",
+                "Кваліфікація",
+                "Пропозиція",
+                "Переговори",
+                "Виграна",
+                "Програна",
+            ],
+            renewals: "Продовження",
+            renewal_stages: ["До продовження", "Зв'язалися", "Продовжено", "Пішов"],
+            deal: "Угода №",
+            note: "Просив комерційну пропозицію; зручніше дзвонити після 14:00.",
+            task: "Передзвонити щодо пропозиції",
+        },
+        "DE" => Words {
+            b2b: "B2B-Vertrieb",
+            b2b_stages: [
+                "Neu",
+                "Qualifiziert",
+                "Angebot",
+                "Verhandlung",
+                "Gewonnen",
+                "Verloren",
+            ],
+            renewals: "Verlängerungen",
+            renewal_stages: ["Fällig", "Kontaktiert", "Verlängert", "Gekündigt"],
+            deal: "Auftrag Nr. ",
+            note: "Möchte ein Angebot; am besten nach 14:00 anrufen.",
+            task: "Wegen des Angebots zurückrufen",
+        },
+        _ => Words {
+            b2b: "B2B sales",
+            b2b_stages: ["New", "Qualified", "Proposal", "Negotiation", "Won", "Lost"],
+            renewals: "Renewals",
+            renewal_stages: ["Due", "Contacted", "Renewed", "Churned"],
+            deal: "Deal #",
+            note: "Asked for a quote; prefers calls after 14:00.",
+            task: "Call back about the quote",
+        },
+    }
+}
+
+/// The name and number of the `i`-th generated contact: Russian, Ukrainian
+/// and German in turn.
+fn generated_contact(i: usize) -> (String, String) {
+    match i % 3 {
+        0 => {
+            let (first, woman) = RU_FIRST[i % 10];
+            let last = RU_LAST[(i / 10) % 10];
+            (
+                format!("{first} {last}{}", if woman { "а" } else { "" }),
+                format!(
+                    "8-9{:02}-{:03}-{:02}-{:02}",
+                    10 + i % 80,
+                    100 + i,
+                    i % 100,
+                    (i * 7) % 100
+                ),
+            )
+        }
+        1 => (
+            format!("{} {}", UA_FIRST[i % 6], UA_LAST[(i / 6) % 6]),
+            format!(
+                "+380 {} {:03} {:02} {:02}",
+                [50, 67, 63, 93, 97][i % 5],
+                100 + i,
+                i % 100,
+                (i * 3) % 100
+            ),
+        ),
+        _ => (
+            format!("{} {}", DE_FIRST[i % 6], DE_LAST[(i / 6) % 6]),
+            format!("0151 {:08}", 20_000_000 + i * 131),
+        ),
+    }
+}
+
 /// Seeds the demo data when the database has no users yet.
 /// Returns false when it was already seeded.
 pub async fn seed(db: &Db, phones: &PhoneNormalizer) -> anyhow::Result<bool> {
@@ -160,29 +280,25 @@ pub async fn seed(db: &Db, phones: &PhoneNormalizer) -> anyhow::Result<bool> {
         ids.push(user.id);
     }
     let (maria, anna, boris, clara) = (ids[1], ids[3], ids[4], ids[5]);
-    let b2b = db
-        .create_pipeline(
-            "B2B sales",
-            &[
-                ("New".into(), "open".into()),
-                ("Qualified".into(), "open".into()),
-                ("Proposal".into(), "open".into()),
-                ("Negotiation".into(), "open".into()),
-                ("Won".into(), "won".into()),
-                ("Lost".into(), "lost".into()),
-            ],
-        )
-        .await?;
+    let w = words(phones.region());
+    let outcomes = |names: &[&str]| -> Vec<(String, String)> {
+        let n = names.len();
+        names
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let outcome = match n - i {
+                    2 => "won",
+                    1 => "lost",
+                    _ => "open",
+                };
+                ((*s).to_owned(), outcome.to_owned())
+            })
+            .collect()
+    };
+    let b2b = db.create_pipeline(w.b2b, &outcomes(&w.b2b_stages)).await?;
     let renewals = db
-        .create_pipeline(
-            "Renewals",
-            &[
-                ("Due".into(), "open".into()),
-                ("Contacted".into(), "open".into()),
-                ("Renewed".into(), "won".into()),
-                ("Churned".into(), "lost".into()),
-            ],
-        )
+        .create_pipeline(w.renewals, &outcomes(&w.renewal_stages))
         .await?;
     let mut company_ids = Vec::new();
     for (i, name) in COMPANIES.iter().enumerate() {
@@ -228,32 +344,7 @@ pub async fn seed(db: &Db, phones: &PhoneNormalizer) -> anyhow::Result<bool> {
         boris,
     ));
     for i in 0..300usize {
-        let (name, number) = match i % 3 {
-            0 => (
-                format!("{} {}", RU_FIRST[i % 10], RU_LAST[(i / 10) % 10]),
-                format!(
-                    "8-9{:02}-{:03}-{:02}-{:02}",
-                    10 + i % 80,
-                    100 + i,
-                    i % 100,
-                    (i * 7) % 100
-                ),
-            ),
-            1 => (
-                format!("{} {}", UA_FIRST[i % 6], UA_LAST[(i / 6) % 6]),
-                format!(
-                    "+380 {} {:03} {:02} {:02}",
-                    [50, 67, 63, 93, 97][i % 5],
-                    100 + i,
-                    i % 100,
-                    (i * 3) % 100
-                ),
-            ),
-            _ => (
-                format!("{} {}", DE_FIRST[i % 6], DE_LAST[(i / 6) % 6]),
-                format!("0151 {:08}", 20_000_000 + i * 131),
-            ),
-        };
+        let (name, number) = generated_contact(i);
         let company = (i % 4 != 0).then_some(i % COMPANIES.len());
         tx_contacts.push((name, vec![number], company, owners[i % owners.len()]));
     }
@@ -290,7 +381,7 @@ pub async fn seed(db: &Db, phones: &PhoneNormalizer) -> anyhow::Result<bool> {
             .create_deal(
                 pipeline.id,
                 &DealData {
-                    title: format!("Deal #{}", 1000 + n),
+                    title: format!("{}{}", w.deal, 1000 + n),
                     contact_id: Some(*contact_id),
                     owner_id: Some(*owner),
                     amount_minor: 1_000_000 * (1 + n as i64 % 9),
@@ -305,7 +396,7 @@ pub async fn seed(db: &Db, phones: &PhoneNormalizer) -> anyhow::Result<bool> {
             kind: "note".into(),
             contact_id: Some(*contact_id),
             author_id: Some(*owner),
-            body: "Asked for a quote; prefers calls after 14:00.".into(),
+            body: w.note.into(),
             payload: serde_json::json!({}),
             ..Default::default()
         })
@@ -313,7 +404,7 @@ pub async fn seed(db: &Db, phones: &PhoneNormalizer) -> anyhow::Result<bool> {
         if n % 4 == 0 {
             db.create_task(
                 &TaskData {
-                    title: "Call back about the quote".into(),
+                    title: w.task.into(),
                     due_at: Some(crate::store::now_ms() + (n as i64 - 8) * 3_600_000),
                     assignee_id: Some(*owner),
                     contact_id: Some(*contact_id),
@@ -353,4 +444,101 @@ pub async fn reset_passwords(db: &Db) -> anyhow::Result<Vec<(String, String, Str
         }
     }
     Ok(out)
+}
+
+/// `text` with every `from` that stands alone (no digit on either side)
+/// made `to`; both three digits, so byte offsets (the `.times`) stay right.
+fn rewrite_extension(text: &[u8], from: &[u8; 3], to: &[u8; 3]) -> Vec<u8> {
+    let mut out = text.to_vec();
+    let mut i = 0;
+    while i + 3 <= out.len() {
+        let alone = (i == 0 || !out[i - 1].is_ascii_digit())
+            && out.get(i + 3).is_none_or(|b| !b.is_ascii_digit());
+        if &out[i..i + 3] == from && alone {
+            out[i..i + 3].copy_from_slice(to);
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+/// The simulated phone system of `ringside demo`: the captured calls again
+/// and again, a new one every `every`, at the recorded pace. The captures
+/// ring 101 (direct calls) or 101 and 102 (the `sales` queue); the direct
+/// ones are replayed to each of the three agents in turn, so anna (101),
+/// boris (102) and clara (103) all get calls, answered and busy ones.
+pub fn pbx_script(copies: usize, every: std::time::Duration) -> FakeScript {
+    let t = pbx_transcript(copies, every);
+    let mut script = FakeScript::from_transcript(&t.ami, &t.times);
+    script.pace = Pace::Recorded { speed: 1.0 };
+    script
+}
+
+/// The transcript [`pbx_script`] plays.
+fn pbx_transcript(copies: usize, every: std::time::Duration) -> synth::Transcript {
+    macro_rules! fx {
+        ($n:literal) => {
+            (
+                &include_bytes!(concat!("../tests/fixtures/ami/", $n, ".ami"))[..],
+                include_str!(concat!("../tests/fixtures/ami/", $n, ".times")),
+            )
+        };
+    }
+    let to = |(ami, times): (&[u8], &'static str), ext: &[u8; 3]| {
+        (rewrite_extension(ami, b"101", ext), times)
+    };
+    let sources: Vec<(Vec<u8>, &str)> = vec![
+        to(fx!("direct_answered"), b"101"),
+        to(fx!("queue_answered"), b"101"),
+        to(fx!("direct_answered"), b"103"),
+        to(fx!("direct_busy"), b"102"),
+        to(fx!("queue_abandoned"), b"101"),
+        to(fx!("direct_answered"), b"102"),
+        to(fx!("direct_busy"), b"103"),
+        to(fx!("click_to_call"), b"103"),
+    ];
+    let sources: Vec<(&[u8], &str)> = sources.iter().map(|(a, t)| (&a[..], *t)).collect();
+    let stagger = u64::try_from(every.as_nanos()).unwrap_or(u64::MAX);
+    synth::interleave(&sources, copies, stagger)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn russian_names_agree_in_gender() {
+        let women: Vec<&str> = RU_FIRST.iter().filter(|f| f.1).map(|f| f.0).collect();
+        let mut seen = 0;
+        for i in (0..300).filter(|i| i % 3 == 0) {
+            let (name, _) = generated_contact(i);
+            let (first, last) = name.split_once(' ').unwrap();
+            let woman = women.contains(&first);
+            assert_eq!(last.ends_with('а'), woman, "{name}");
+            seen += 1;
+        }
+        assert_eq!(seen, 100);
+    }
+
+    #[test]
+    fn the_simulated_pbx_rings_every_agent() {
+        let t = pbx_transcript(1, std::time::Duration::from_secs(20));
+        let records = crate::telephony::ami::replay::replay(&t.ami, Some(&t.times), "RU");
+        assert_eq!(records.len(), 8, "every call of a round is a call");
+        for ext in ["101", "102", "103"] {
+            assert!(
+                records.iter().any(|r| r.rang.iter().any(|x| x == ext)),
+                "{ext} rings: {:?}",
+                records.iter().map(|r| &r.rang).collect::<Vec<_>>()
+            );
+        }
+        assert!(
+            records
+                .iter()
+                .any(|r| r.agent.as_deref() == Some("103") && r.answered_at.is_some()),
+            "clara answers a call"
+        );
+    }
 }

@@ -719,7 +719,12 @@ async fn new_lead(state: &AppState, s: &CallSession, e164: &str) -> Option<i64> 
         .db
         .create_lead(&crate::store::leads::LeadData {
             name,
-            phone_raw: Some(s.caller.number.clone()),
+            // Written for people, as a contact's number would be, not as the PBX sent it.
+            phone_raw: Some(
+                crate::crm::phones::E164::from_stored(e164)
+                    .map(|n| n.international())
+                    .unwrap_or_else(|_| s.caller.number.clone()),
+            ),
             phone_e164: Some(e164.to_owned()),
             email: None,
             source: "call".into(),

@@ -215,9 +215,10 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             let _simulated_pbx = match config.ami_url {
                 Some(_) => None,
                 None => {
-                    use ringside::telephony::ami::fake::{FakeAmi, demo_script};
-                    let fake = FakeAmi::start(demo_script(300, std::time::Duration::from_secs(20)))
-                        .await?;
+                    use ringside::telephony::ami::fake::FakeAmi;
+                    let fake =
+                        FakeAmi::start(demo::pbx_script(300, std::time::Duration::from_secs(20)))
+                            .await?;
                     config.ami_url = Some(fake.url());
                     Some(fake)
                 }

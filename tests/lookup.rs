@@ -244,6 +244,83 @@ async fn a_card_shows_owner_company_recent_activity_and_open_work() {
     assert_eq!(card["tasks"][0]["title"], "Call back");
 }
 
+/// A run of calls does not push the agent's notes off the card: the newest
+/// notes are kept among its five activities, and calls say which way they
+/// went and how they ended.
+#[tokio::test]
+async fn the_card_keeps_the_newest_notes_after_a_run_of_calls() {
+    let cti = "card-notes-cti-token-0123";
+    let app = TestApp::spawn_with(&[
+        ("RINGSIDE_DEFAULT_REGION", "RU"),
+        ("RINGSIDE_CTI_TOKENS", &format!("test={cti}")),
+    ])
+    .await;
+    app.add_user("anna", "agent", None, &["101"]).await;
+    let token = app.login("anna").await;
+    let (_, contact) = app
+        .post(
+            &token,
+            "/api/v1/contacts",
+            json!({"name": "Иван Петров", "phones": [{"number": "+7 916 123-45-67"}]}),
+        )
+        .await;
+    let id = contact["id"].as_i64().unwrap();
+    for body in ["older note", "the last note"] {
+        let (s, _) = app
+            .post(
+                &token,
+                "/api/v1/notes",
+                json!({"contact_id": id, "body": body}),
+            )
+            .await;
+        assert_eq!(s, 201);
+    }
+    for i in 0..6 {
+        let call = format!("run-{i}");
+        for ev in [
+            json!({"event": "newCall", "call_id": call, "from": "+79161234567", "to": "4000", "extension": "101"}),
+            json!({"event": "answer", "call_id": call, "extension": "101"}),
+            json!({"event": "hangup", "call_id": call, "cause": 16}),
+        ] {
+            let (s, b) = app.post(cti, "/api/v1/cti/events", ev).await;
+            assert_eq!(s, 202, "{b}");
+        }
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let card = loop {
+        let (_, body) = app
+            .get(&token, "/api/v1/lookup?number=%2B79161234567")
+            .await;
+        let card = body["contact"].clone();
+        let calls = card["activities"]
+            .as_array()
+            .map_or(0, |a| a.iter().filter(|a| a["kind"] == "call").count());
+        let (_, log) = app.get(&token, "/api/v1/calls?limit=50").await;
+        if log["items"].as_array().is_some_and(|i| i.len() == 6) && calls >= 3 {
+            break card;
+        }
+        assert!(std::time::Instant::now() < deadline, "calls logged: {log}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let acts = card["activities"].as_array().unwrap();
+    assert_eq!(acts.len(), 5, "{card}");
+    let bodies: Vec<&str> = acts
+        .iter()
+        .filter(|a| a["kind"] == "note")
+        .map(|a| a["body"].as_str().unwrap())
+        .collect();
+    assert_eq!(bodies, ["the last note", "older note"], "{card}");
+    let calls: Vec<&Value> = acts.iter().filter(|a| a["kind"] == "call").collect();
+    assert_eq!(calls.len(), 3, "{card}");
+    for c in calls {
+        assert_eq!(c["direction"], "inbound");
+        assert_eq!(c["disposition"], "answered");
+    }
+    // Newest first, notes and calls merged by time: the calls came last.
+    assert_eq!(acts[0]["kind"], "call");
+    assert_eq!(acts[4]["body"], "older note");
+}
+
 #[tokio::test]
 async fn the_index_follows_every_write() {
     let app = TestApp::spawn_with(&[("RINGSIDE_DEFAULT_REGION", "DE")]).await;

@@ -18,7 +18,8 @@ use crate::crm::caller::{Caller, Matcher};
 use crate::crm::index::{CallerIndex, Lookup, NoMatch, Party};
 use crate::crm::phones::E164;
 use crate::store::cards::{
-    CardActivity, CardDeal, CardOf, CardRow, CardTask, PhoneTablesMark, UserRef, part,
+    CARD_ACTIVITIES, CARD_NOTES_KEPT, CardActivity, CardDeal, CardOf, CardRow, CardTask,
+    PhoneTablesMark, UserRef, part,
 };
 use crate::store::{Db, StoreError};
 
@@ -238,7 +239,8 @@ pub struct Card {
     /// Leads only: where the lead came from.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
-    /// The newest five, newest first.
+    /// Newest first: the newest three notes at least (when there are), then
+    /// the newest calls and other events, five in all.
     pub activities: Vec<CardActivity>,
     pub deals: Vec<CardDeal>,
     pub tasks: Vec<CardTask>,
@@ -343,6 +345,7 @@ fn card_from_rows(party: Party, rows: Vec<CardRow>) -> Option<Card> {
             card.phones = own_phone.collect();
         }
     }
+    let mut activities = Vec::new();
     for r in rows {
         match r.part {
             part::PHONE => card.phones.push(CardPhone {
@@ -350,14 +353,27 @@ fn card_from_rows(party: Party, rows: Vec<CardRow>) -> Option<Card> {
                 e164: text(&r.s2),
             }),
             part::TAG => card.tags.push(text(&r.s1)),
-            part::ACTIVITY => card.activities.push(CardActivity {
-                id: r.i1.unwrap_or_default(),
-                kind: text(&r.s1),
-                body: text(&r.s2),
-                at: r.i2.unwrap_or_default(),
-                author_id: r.i3,
-                author_name: r.s3,
-            }),
+            part::ACTIVITY => {
+                let call =
+                    r.s4.as_deref()
+                        .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok());
+                let field = |k: &str| {
+                    call.as_ref()
+                        .and_then(|c| c.get(k))
+                        .and_then(|v| v.as_str())
+                        .map(str::to_owned)
+                };
+                activities.push(CardActivity {
+                    id: r.i1.unwrap_or_default(),
+                    kind: text(&r.s1),
+                    body: text(&r.s2),
+                    at: r.i2.unwrap_or_default(),
+                    author_id: r.i3,
+                    author_name: r.s3,
+                    direction: field("direction"),
+                    disposition: field("disposition"),
+                });
+            }
             part::DEAL => card.deals.push(CardDeal {
                 id: r.i1.unwrap_or_default(),
                 title: text(&r.s1),
@@ -377,7 +393,32 @@ fn card_from_rows(party: Party, rows: Vec<CardRow>) -> Option<Card> {
             _ => {}
         }
     }
+    card.activities = card_activities(activities);
     Some(card)
+}
+
+/// The card's activities from the newest notes and the newest others (each
+/// newest first, merged by time): up to [`CARD_NOTES_KEPT`] notes are kept
+/// whatever happened since, the rest of the [`CARD_ACTIVITIES`] go to the
+/// newest others, and notes fill any room left.
+fn card_activities(merged: Vec<CardActivity>) -> Vec<CardActivity> {
+    let notes = merged.iter().filter(|a| a.kind == "note").count();
+    let others = merged.len() - notes;
+    let keep_others = others.min(CARD_ACTIVITIES - notes.min(CARD_NOTES_KEPT));
+    let keep_notes = notes.min(CARD_ACTIVITIES - keep_others);
+    let (mut n, mut o) = (0, 0);
+    merged
+        .into_iter()
+        .filter(|a| {
+            let (seen, cap) = if a.kind == "note" {
+                (&mut n, keep_notes)
+            } else {
+                (&mut o, keep_others)
+            };
+            *seen += 1;
+            *seen <= cap
+        })
+        .collect()
 }
 
 /// Why a lookup found no card.

@@ -54,6 +54,21 @@ impl E164 {
         }
     }
 
+    /// The number as people write it, grouped the way its country does:
+    /// `+7 916 123-45-67`, `+49 30 123456`; the bare E.164 form when the
+    /// library does not know how to group it.
+    pub fn international(&self) -> String {
+        phonenumber::parse(None, &self.0)
+            .ok()
+            .filter(phonenumber::is_valid)
+            .map(|n| {
+                n.format()
+                    .mode(phonenumber::Mode::International)
+                    .to_string()
+            })
+            .unwrap_or_else(|| self.0.clone())
+    }
+
     /// The packed form the caller index uses.
     pub fn key(&self) -> PhoneKey {
         // Valid by construction: `+` then 1..=15 digits, the first not `0`.

@@ -12,7 +12,8 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use axum::Router;
-use axum::extract::{Path, Request, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -148,8 +149,30 @@ fn page(html: &'static str) -> Response {
         .into_response()
 }
 
-async fn login_page() -> Response {
+/// The login form; a browser that is signed in already goes on to the
+/// console (to `next` when that is a console address), so the page never
+/// has to ask the API who is signed in and be told 401.
+async fn login_page(
+    State(state): State<AppState>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    headers: HeaderMap,
+) -> Response {
+    if signed_in(&state, &headers).await {
+        let next = query
+            .ok()
+            .and_then(|Query(mut q)| q.remove("next"))
+            .filter(|n| console_path(n))
+            .unwrap_or_else(|| "/app".to_owned());
+        return Redirect::to(&next).into_response();
+    }
     page(&BUNDLE.login)
+}
+
+/// A path inside the console, never an address elsewhere (as the login page checks it).
+fn console_path(p: &str) -> bool {
+    (p == "/app" || p.starts_with("/app/") || p.starts_with("/app?"))
+        && !p.contains(['\\', '\r', '\n'])
+        && p.bytes().all(|b| b.is_ascii_graphic())
 }
 
 /// The console; without a session, the login page with a way back here.

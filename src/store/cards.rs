@@ -26,7 +26,21 @@ pub struct CardActivity {
     pub at: i64,
     pub author_id: Option<i64>,
     pub author_name: Option<String>,
+    /// Calls only: inbound | outbound | internal, from the call record, so
+    /// the console can say what happened in the agent's language.
+    #[sqlx(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub direction: Option<String>,
+    /// Calls only: what the PBX says happened (answered, abandoned, no_answer, busy, failed).
+    #[sqlx(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disposition: Option<String>,
 }
+
+/// How many activities a card shows, and how many of them are kept for the
+/// newest notes, so a run of calls never pushes the agent's notes off.
+pub const CARD_ACTIVITIES: usize = 5;
+pub const CARD_NOTES_KEPT: usize = 3;
 
 #[derive(Debug, Clone, Serialize, FromRow, ToSchema, PartialEq)]
 pub struct CardDeal {
@@ -175,14 +189,25 @@ fn card_sql(of: CardOf) -> String {
                                LEFT JOIN users u ON u.id = a.author_id WHERE c.company_id = $1"
         }
     };
+    // The newest notes and the newest of everything else apart (five each);
+    // the card keeps up to three notes and fills the rest with the newest
+    // others (see `directory::card_from_rows`).
+    let newest = |kind: &str| {
+        format!(
+            "SELECT * FROM (SELECT a.id, a.kind, a.body, a.occurred_at AS at, a.author_id, \
+             u.name AS author_name, CASE WHEN a.kind = 'call' THEN a.payload END AS payload \
+             {activities} AND {kind} ORDER BY a.occurred_at DESC, a.id DESC LIMIT 5) y"
+        )
+    };
     parts.push(card_select(
         ACTIVITY,
         &["-x.at", "-x.id"],
         &["x.id", "x.at", "x.author_id"],
-        &["x.kind", "x.body", "x.author_name"],
+        &["x.kind", "x.body", "x.author_name", "x.payload"],
         &format!(
-            "FROM (SELECT a.id, a.kind, a.body, a.occurred_at AS at, a.author_id, u.name AS author_name \
-             {activities} ORDER BY a.occurred_at DESC, a.id DESC LIMIT 5) x"
+            "FROM ({} UNION ALL {}) x",
+            newest("a.kind = 'note'"),
+            newest("a.kind <> 'note'")
         ),
     ));
     let deals = match of {

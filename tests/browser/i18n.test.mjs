@@ -42,6 +42,11 @@ test('every key used by the pages and scripts is translated', async () => {
     phone: ['mobile', 'work', 'home', 'fax', 'other'],
     reason_pause: ['lunch', 'break', 'training', 'meeting', 'other'],
     direction: ['inbound', 'outbound', 'internal'],
+    call_title: ['inbound', 'outbound', 'internal'],
+    call_result: ['answered', 'abandoned', 'no_answer', 'busy', 'failed'],
+    wrapup_code: ['sale', 'callback', 'info', 'complaint', 'wrong_number', 'no_interest'],
+    lead_status: ['new', 'qualified', 'converted', 'lost'],
+    lead_source: ['call', 'manual', 'import', 'web'],
   };
   for (const [p, vals] of Object.entries(dynamic)) for (const v of vals) used.add(`${p}.${v}`);
   assert.ok(used.size > 100, `found ${used.size} keys`);

@@ -225,12 +225,26 @@ function restoreCalls() {
   }
   const tooOld = Date.now() - 4 * 3600e3;
   for (const c of list) {
-    if (c && c.id && c.ring && c.startedAt > tooOld) ctx.calls.set(c.id, c);
+    if (c && c.id && c.ring && c.startedAt > tooOld) {
+      ctx.calls.set(c.id, c);
+      if (c.missed && !c.closed) keepMissed(c);
+    }
   }
 }
 
 const isActive = (c) =>
-  !c.closed && (c.status === 'ringing' || c.status === 'mine' || c.status === 'elsewhere' || (c.status === 'ended' && c.wasMine && !c.saved));
+  !c.closed &&
+  (c.status === 'ringing' || c.status === 'mine' || c.status === 'elsewhere' || (c.status === 'ended' && (c.missed || (c.wasMine && !c.saved))));
+
+/** A missed call's card goes to recent calls on its own after this long. */
+const MISSED_KEEP_MS = 2 * 60e3;
+
+function keepMissed(call) {
+  clearTimeout(call.closeTimer);
+  const left = (call.endedAt || Date.now()) + MISSED_KEEP_MS - Date.now();
+  if (left <= 0) call.closed = true;
+  else call.closeTimer = setTimeout(() => closeCard(call), left);
+}
 
 function renderCalls() {
   const active = [...ctx.calls.values()].filter(isActive).reverse();
@@ -252,6 +266,7 @@ function renderCalls() {
 
 function reopen(call) {
   call.closed = false;
+  clearTimeout(call.closeTimer);
   if (call.status === 'ended') call.wasMine = true;
   call.saved = false;
   renderCalls();
@@ -301,7 +316,7 @@ function onAnswered(f) {
   renderCalls();
   saveCalls();
   call.notification?.close();
-  if (f.by_you && !typing()) call.el?.querySelector('.note')?.focus({ preventScroll: true });
+  // The focus stays where the agent left it: `a` or Enter goes to the note.
 }
 
 function onEnded(f) {
@@ -311,7 +326,13 @@ function onEnded(f) {
   call.status = 'ended';
   call.disposition = f.disposition;
   call.endedAt = Date.parse(f.at) || Date.now();
-  if (wasElsewhere || !call.wasMine) call.closed = true;
+  if (wasElsewhere) call.closed = true;
+  else if (!call.wasMine) {
+    // Nobody answered here (busy, missed, the caller hung up): the card
+    // stays so the agent sees who it was, until closed or for a while.
+    call.missed = true;
+    keepMissed(call);
+  }
   call.notification?.close();
   renderCalls();
   saveCalls();

@@ -3,7 +3,7 @@
 
 import { h, replace } from './dom.js';
 import { post } from './api.js';
-import { t, fmtRelative, fmtMoney, fmtClock, fmtDateTime, fmtDuration } from './i18n.js';
+import { t, tCode, tLabel, fmtRelative, fmtMoney, fmtClock, fmtDateTime, fmtDuration } from './i18n.js';
 
 /** One phone number with a call button. */
 export function phoneLink(ctx, number, label) {
@@ -24,6 +24,24 @@ export function phoneLink(ctx, number, label) {
   );
 }
 
+/**
+ * What an activity says, in the agent's language: a call from its
+ * direction and outcome (the card carries them as fields, the timeline in
+ * the call record), anything else from its text.
+ */
+export function activityText(a) {
+  if (a.kind === 'call') {
+    const direction = a.direction ?? a.payload?.direction;
+    const disposition = a.disposition ?? a.payload?.disposition;
+    if (direction || disposition) {
+      return [direction ? tCode('call_title', direction) : t('activity.call'), disposition ? tCode('call_result', disposition) : null]
+        .filter(Boolean)
+        .join(', ');
+    }
+  }
+  return a.body;
+}
+
 export function activityList(items, { limit } = {}) {
   const list = (items || []).slice(0, limit || items?.length || 0);
   if (!list.length) return h('p.muted', t('timeline.empty'));
@@ -39,7 +57,7 @@ export function activityList(items, { limit } = {}) {
           h('time', { datetime: a.at || a.occurred_at, title: fmtDateTime(a.at || a.occurred_at) }, fmtRelative(a.at || a.occurred_at)),
           a.author?.name || a.author_name ? h('span.muted', a.author?.name || a.author_name) : null,
         ),
-        a.body ? h('div.timeline-body', a.body) : null,
+        activityText(a) ? h('div.timeline-body', activityText(a)) : null,
       ),
     ),
   );
@@ -195,8 +213,8 @@ function partyView(ctx, call) {
       h('h3.party-name', l.name || t('card.unknown'), h('span.badge.lead', t('card.lead'))),
       h(
         'dl.fields',
-        field(t('card.status'), l.status),
-        field(t('card.source'), l.source),
+        field(t('card.status'), tCode('lead_status', l.status)),
+        field(t('card.source'), tCode('lead_source', l.source)),
         field(t('card.manager'), l.owner?.name),
         field(t('card.phones'), phonesOf(ctx, l)),
       ),
@@ -290,7 +308,7 @@ function wrapupForm(ctx, call) {
     'select.disposition',
     { 'aria-label': t('wrapup.disposition'), required: true },
     h('option', { value: '' }, t('wrapup.choose')),
-    ctx.dispositions.map((d) => h('option', { value: d.code }, d.label)),
+    ctx.dispositions.map((d) => h('option', { value: d.code }, tLabel('wrapup_code', d.code, d.label))),
   );
   const status = h('span.form-status', { role: 'status' });
   const save = h('button.primary', { type: 'submit' }, t('wrapup.save'));

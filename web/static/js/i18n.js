@@ -28,6 +28,22 @@ export function t(key, vars) {
   return s;
 }
 
+/** The phrase for a code the server sends (`lead_status`, `new`), or the code itself when it has none. */
+export function tCode(prefix, code) {
+  if (code === null || code === undefined || code === '') return '';
+  const key = `${prefix}.${code}`;
+  return key in en ? t(key) : String(code);
+}
+
+/**
+ * A label the server sends for a code: the built-in English label is
+ * translated, a configured one (data) is shown as it is.
+ */
+export function tLabel(prefix, code, label) {
+  const key = `${prefix}.${code}`;
+  return key in en && (!label || label === en[key]) ? t(key) : label || String(code);
+}
+
 /** Fills every [data-i18n] (text), [data-i18n-placeholder], [data-i18n-title] and [data-i18n-label] under root. */
 export function translate(root = document) {
   for (const el of root.querySelectorAll('[data-i18n]')) el.textContent = t(el.dataset.i18n);

@@ -1,7 +1,7 @@
 // The login page: posts the credentials; the server sets the session cookie.
 
 import { $ } from './dom.js';
-import { api, post, ApiError } from './api.js';
+import { post, ApiError } from './api.js';
 import { t, setLocale, translate, LOCALES } from './i18n.js';
 
 function pickLocale() {
@@ -31,14 +31,8 @@ async function start() {
     translate();
   });
 
-  // Already signed in (e.g. a second tab): go straight to the console.
-  try {
-    await api('GET', '/me', undefined, { quiet: true });
-    location.replace(nextUrl());
-    return;
-  } catch {
-    /* not signed in */
-  }
+  // A browser that is signed in already never gets this page: the server
+  // sends it on to the console, so nothing here asks the API (and logs a 401).
 
   const form = $('#login-form');
   const error = $('#login-error');

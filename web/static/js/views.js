@@ -2,7 +2,7 @@
 
 import { h, replace, looksLikeNumber } from './dom.js';
 import { get, post, patch, qs, ApiError } from './api.js';
-import { t, fmtDateTime, fmtRelative, fmtDate, fmtDuration } from './i18n.js';
+import { t, tCode, fmtDateTime, fmtRelative, fmtDate, fmtDuration } from './i18n.js';
 import { activityList, dealList, phoneLink } from './card.js';
 
 function section(title, ...body) {
@@ -176,11 +176,12 @@ export async function leadsView(ctx, root) {
           leads.map((l) =>
             h(
               'tr',
-              h('td', l.name),
-              h('td', phoneLink(ctx, l.phone_e164 || l.phone_raw, l.phone_raw)),
-              h('td', h('span.badge', l.status)),
-              h('td', l.source),
-              h('td', h('time', { datetime: l.created_at, title: fmtDateTime(l.created_at) }, fmtDate(l.created_at))),
+              // data-label: the column's name, shown beside the value where the table stacks (phones).
+              h('td', { dataset: { label: t('leads.name') } }, l.name),
+              h('td', { dataset: { label: t('leads.phone') } }, phoneLink(ctx, l.phone_e164 || l.phone_raw, l.phone_raw)),
+              h('td', { dataset: { label: t('leads.status') } }, h('span.badge', tCode('lead_status', l.status))),
+              h('td', { dataset: { label: t('leads.source') } }, tCode('lead_source', l.source)),
+              h('td', { dataset: { label: t('leads.created') } }, h('time', { datetime: l.created_at, title: fmtDateTime(l.created_at) }, fmtDate(l.created_at))),
             ),
           ),
         ),
@@ -324,7 +325,9 @@ export async function contactView(ctx, root, id) {
   };
   const loadCalls = async () => {
     try {
-      const list = await get('/calls' + qs({ contact_id: contact.id, limit: 20 }));
+      // A page of the call log: `{items, next}`.
+      const page = await get('/calls' + qs({ contact_id: contact.id, limit: 20 }));
+      const list = Array.isArray(page) ? page : page?.items || [];
       replace(calls, list.length ? h('ul.call-history', list.map(callRow)) : h('p.muted', t('contact.no_calls')));
     } catch (e) {
       if (e instanceof ApiError && e.status === 404) callsPanel.remove();
@@ -355,14 +358,13 @@ function callRow(c) {
   );
 }
 
-function contactRow(c) {
+function contactRow(ctx, c) {
+  const company = c.company_name || c.company?.name;
   return h(
     'li.result',
     h('a.result-name', { href: `/app/contacts/${c.id}`, dataset: { route: '' } }, c.name),
-    h(
-      'span.muted',
-      [c.company_name || c.company?.name, (c.phones || []).map((p) => p.raw).join(', ')].filter(Boolean).join(' · '),
-    ),
+    company ? h('span.muted', company) : null,
+    (c.phones || []).map((p) => phoneLink(ctx, p.e164 || p.raw, p.raw)),
   );
 }
 
@@ -387,7 +389,18 @@ export async function searchView(ctx, root, query) {
       if (found) {
         if (found.contact) results.push(found.contact);
         for (const c of found.candidates || []) if (!results.some((r) => r.id === c.id)) results.push(c);
-        if (found.lead) extra.push(h('li.result', h('span.result-name', found.lead.name), h('span.badge.lead', t('card.lead')), h('span.muted', found.lead.phone || found.lead.phones?.[0]?.raw || '')));
+        if (found.lead) {
+          const l = found.lead;
+          const p = l.phones?.[0];
+          extra.push(
+            h(
+              'li.result',
+              h('span.result-name', l.name || t('card.unknown')),
+              h('span.badge.lead', t('card.lead')),
+              p || l.phone ? phoneLink(ctx, p ? p.e164 || p.raw : l.phone, p ? p.raw : l.phone) : null,
+            ),
+          );
+        }
         if (found.company) extra.push(h('li.result', h('span.result-name', found.company.name), h('span.badge', t('card.company'))));
       }
       if (!results.length) {
@@ -404,7 +417,7 @@ export async function searchView(ctx, root, query) {
       replace(body, h('p.muted.empty', t('search.none')));
       return;
     }
-    replace(body, h('ul.results', results.map(contactRow), extra));
+    replace(body, h('ul.results', results.map((c) => contactRow(ctx, c)), extra));
     if (results.length === 1 && !extra.length && looksLikeNumber(q)) {
       body.querySelector('a')?.focus();
     }
