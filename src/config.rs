@@ -34,11 +34,14 @@ pub struct Config {
     pub callbacks: CallbackSettings,
 }
 
-/// `[calls]`: what agents pick from when they wrap a call up.
+/// `[calls]`: what agents pick from when they wrap a call up, and how long
+/// the wrap-up lasts.
 #[derive(Debug, Clone)]
 pub struct CallSettings {
     /// Wrap-up codes in the order the console lists them.
     pub dispositions: Vec<WrapUpCode>,
+    /// How long an agent stays in wrap-up after their part of a call.
+    pub wrap_up: std::time::Duration,
 }
 
 /// One wrap-up choice: `code` is stored and filtered on, `label` is shown.
@@ -90,6 +93,7 @@ impl CallbackSettings {
 #[serde(deny_unknown_fields)]
 struct CallsFile {
     dispositions: Option<Vec<WrapUpCode>>,
+    wrap_up_seconds: Option<i64>,
 }
 
 /// `[callbacks]` in the file.
@@ -341,7 +345,7 @@ impl Config {
             return Err(invalid(key, e.to_string()));
         }
         let routing = routing_settings(env, fc.routing)?;
-        let calls = call_settings(fc.calls)?;
+        let calls = call_settings(env, fc.calls)?;
         let callbacks = callback_settings(env, fc.callbacks)?;
         Ok(Config {
             database_url,
@@ -368,12 +372,33 @@ const MAX_CODE: usize = 32;
 const MAX_LABEL: usize = 100;
 const MAX_DISPOSITIONS: usize = 100;
 
-fn call_settings(file: CallsFile) -> Result<CallSettings, ConfigError> {
+/// The longest wrap-up: an hour.
+const MAX_WRAP_UP_SECONDS: i64 = 3600;
+
+fn call_settings(env: &[(String, String)], file: CallsFile) -> Result<CallSettings, ConfigError> {
+    let key = "RINGSIDE_WRAP_UP_SECONDS";
+    let wrap_up = match lookup(env, key).filter(|v| !v.is_empty()) {
+        Some(v) => v
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| invalid(key, format!("`{v}` is not a number of seconds")))?,
+        None => file
+            .wrap_up_seconds
+            .unwrap_or(crate::presence::WRAP_UP.as_secs() as i64),
+    };
+    if !(0..=MAX_WRAP_UP_SECONDS).contains(&wrap_up) {
+        return Err(invalid(
+            key,
+            format!("must be between 0 and {MAX_WRAP_UP_SECONDS} seconds, not {wrap_up}"),
+        ));
+    }
+    let wrap_up = std::time::Duration::from_secs(wrap_up as u64);
     let key = "calls.dispositions";
     let list = match file.dispositions {
         Some(list) => list,
         None => {
             return Ok(CallSettings {
+                wrap_up,
                 dispositions: DEFAULT_DISPOSITIONS
                     .iter()
                     .map(|(code, label)| WrapUpCode {
@@ -436,7 +461,10 @@ fn call_settings(file: CallsFile) -> Result<CallSettings, ConfigError> {
             label: label.to_owned(),
         });
     }
-    Ok(CallSettings { dispositions: out })
+    Ok(CallSettings {
+        dispositions: out,
+        wrap_up,
+    })
 }
 
 /// A week: the longest callback deadline that still reads as a deadline.
