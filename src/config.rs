@@ -675,6 +675,25 @@ mod tests {
     }
 
     #[test]
+    fn wrap_up_lasts_ten_seconds_unless_set() {
+        let c = Config::load_from(None, &env(&[])).unwrap();
+        assert_eq!(c.calls.wrap_up, std::time::Duration::from_secs(10));
+        let c = Config::load_from(None, &env(&[("RINGSIDE_WRAP_UP_SECONDS", "0")])).unwrap();
+        assert_eq!(c.calls.wrap_up, std::time::Duration::ZERO);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ringside.toml");
+        std::fs::write(&path, "[calls]\nwrap_up_seconds = 45\n").unwrap();
+        let c = Config::load_from(Some(&path), &env(&[])).unwrap();
+        assert_eq!(c.calls.wrap_up, std::time::Duration::from_secs(45));
+        for bad in ["-1", "3601", "soon"] {
+            let err = Config::load_from(None, &env(&[("RINGSIDE_WRAP_UP_SECONDS", bad)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("RINGSIDE_WRAP_UP_SECONDS"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
     fn dispositions_default_to_six_and_bad_lists_are_refused() {
         let c = Config::load_from(None, &env(&[])).unwrap();
         let codes: Vec<&str> = c
