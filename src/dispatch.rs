@@ -41,7 +41,7 @@ pub struct LiveCalls {
 pub struct LiveCall {
     /// The card the call goes on (an exact match, or the pick from candidates).
     pub party: Option<Party>,
-    /// Users whose phones rang for this call.
+    /// Users whose phones rang for this call, and those it was transferred to.
     pub users: Vec<i64>,
     /// The agent's wrap-up, when given before the call was logged.
     pub wrapup: Option<WrapUp>,
@@ -356,6 +356,15 @@ async fn transfer(
         .unwrap_or_default();
     for &u in &targets {
         rung.entry(u).or_insert_with(|| t.to.clone());
+    }
+    if !targets.is_empty() {
+        let mut calls = state.live_calls.lock();
+        let entry = calls.entry(call_id.to_owned()).or_default();
+        for u in &targets {
+            if !entry.users.contains(u) {
+                entry.users.push(*u);
+            }
+        }
     }
     let head = object_fields(&TransferredFields {
         call_id,
