@@ -725,9 +725,12 @@ fn apply(
                     // A second agent picked the call up without a transfer
                     // event (AMI Redirect, dialplan transfer): a blind transfer.
                     if let Some(new) = &agent
-                        && s.transfers.iter().any(|t| t.to == *new)
+                        && (s.transfers.iter().any(|t| t.to == *new)
+                            || s.agent.as_deref() == Some(new.as_str()))
                     {
-                        // The target of an announced transfer picked up.
+                        // The target of an announced transfer picked up, or
+                        // the call came back to the agent who had it (a
+                        // blind transfer nobody answered).
                         let picked_up = s.connect(new, at);
                         s.agent = agent.clone();
                         if picked_up {
@@ -1343,6 +1346,65 @@ mod tests {
             agent: Some("104".into())
         }));
         assert_eq!(last_parties(&out, "c1"), Some(vec![talking("104")]));
+        // A blind transfer nobody answers comes back to the agent who made it.
+        let mut tr = CallTracker::new();
+        let out = parties_after(
+            &mut tr,
+            vec![
+                started(),
+                ev(
+                    0,
+                    CallEventKind::Ringing {
+                        agent: "101".into(),
+                    },
+                ),
+                ev(
+                    1,
+                    CallEventKind::Answered {
+                        agent: Some("101".into()),
+                    },
+                ),
+                ev(
+                    4,
+                    CallEventKind::Transferred {
+                        from: Some("101".into()),
+                        to: "102".into(),
+                        kind: TransferKind::Blind,
+                    },
+                ),
+                ev(
+                    4,
+                    CallEventKind::Ringing {
+                        agent: "102".into(),
+                    },
+                ),
+                ev(
+                    24,
+                    CallEventKind::RingEnded {
+                        agent: "102".into(),
+                        outcome: RingOutcome::NoAnswer,
+                    },
+                ),
+                ev(
+                    24,
+                    CallEventKind::Ringing {
+                        agent: "101".into(),
+                    },
+                ),
+            ],
+        );
+        assert_eq!(last_parties(&out, "c1"), Some(vec![ringing("101")]));
+        let out = tr.feed(ev(
+            26,
+            CallEventKind::Answered {
+                agent: Some("101".into()),
+            },
+        ));
+        assert!(out.contains(&Moment::Answered {
+            call_id: "c1".into(),
+            agent: Some("101".into())
+        }));
+        assert_eq!(last_parties(&out, "c1"), Some(vec![talking("101")]));
 
         // An agent's own call: the agent is on it from the start until they
         // hand it on; the consultation of an attended transfer folds in.
