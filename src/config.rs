@@ -114,11 +114,14 @@ fn access_settings(
     })
 }
 
-/// `[calls]`: what agents pick from when they wrap a call up.
+/// `[calls]`: what agents pick from when they wrap a call up, and how long
+/// the wrap-up lasts.
 #[derive(Debug, Clone)]
 pub struct CallSettings {
     /// Wrap-up codes in the order the console lists them.
     pub dispositions: Vec<WrapUpCode>,
+    /// How long an agent stays in wrap-up after their part of a call.
+    pub wrap_up: std::time::Duration,
 }
 
 /// One wrap-up choice: `code` is stored and filtered on, `label` is shown.
@@ -170,6 +173,7 @@ impl CallbackSettings {
 #[serde(deny_unknown_fields)]
 struct CallsFile {
     dispositions: Option<Vec<WrapUpCode>>,
+    wrap_up_seconds: Option<i64>,
 }
 
 /// `[callbacks]` in the file.
@@ -424,7 +428,7 @@ impl Config {
             return Err(invalid(key, e.to_string()));
         }
         let routing = routing_settings(env, fc.routing)?;
-        let calls = call_settings(fc.calls)?;
+        let calls = call_settings(env, fc.calls)?;
         let callbacks = callback_settings(env, fc.callbacks)?;
         let access = access_settings(env, fc.trusted_proxies, fc.cookie_secure, fc.metrics_token)?;
         Ok(Config {
@@ -453,12 +457,33 @@ const MAX_CODE: usize = 32;
 const MAX_LABEL: usize = 100;
 const MAX_DISPOSITIONS: usize = 100;
 
-fn call_settings(file: CallsFile) -> Result<CallSettings, ConfigError> {
+/// The longest wrap-up: an hour.
+const MAX_WRAP_UP_SECONDS: i64 = 3600;
+
+fn call_settings(env: &[(String, String)], file: CallsFile) -> Result<CallSettings, ConfigError> {
+    let key = "RINGSIDE_WRAP_UP_SECONDS";
+    let wrap_up = match lookup(env, key).filter(|v| !v.is_empty()) {
+        Some(v) => v
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| invalid(key, format!("`{v}` is not a number of seconds")))?,
+        None => file
+            .wrap_up_seconds
+            .unwrap_or(crate::presence::WRAP_UP.as_secs() as i64),
+    };
+    if !(0..=MAX_WRAP_UP_SECONDS).contains(&wrap_up) {
+        return Err(invalid(
+            key,
+            format!("must be between 0 and {MAX_WRAP_UP_SECONDS} seconds, not {wrap_up}"),
+        ));
+    }
+    let wrap_up = std::time::Duration::from_secs(wrap_up as u64);
     let key = "calls.dispositions";
     let list = match file.dispositions {
         Some(list) => list,
         None => {
             return Ok(CallSettings {
+                wrap_up,
                 dispositions: DEFAULT_DISPOSITIONS
                     .iter()
                     .map(|(code, label)| WrapUpCode {
@@ -521,7 +546,10 @@ fn call_settings(file: CallsFile) -> Result<CallSettings, ConfigError> {
             label: label.to_owned(),
         });
     }
-    Ok(CallSettings { dispositions: out })
+    Ok(CallSettings {
+        dispositions: out,
+        wrap_up,
+    })
 }
 
 /// A week: the longest callback deadline that still reads as a deadline.
@@ -773,6 +801,25 @@ mod tests {
         let defaults = Config::load_from(None, &env(&[])).unwrap();
         assert_eq!(defaults.routing.agi_bind, None);
         assert_eq!(defaults.routing.default_target, None);
+    }
+
+    #[test]
+    fn wrap_up_lasts_ten_seconds_unless_set() {
+        let c = Config::load_from(None, &env(&[])).unwrap();
+        assert_eq!(c.calls.wrap_up, std::time::Duration::from_secs(10));
+        let c = Config::load_from(None, &env(&[("RINGSIDE_WRAP_UP_SECONDS", "0")])).unwrap();
+        assert_eq!(c.calls.wrap_up, std::time::Duration::ZERO);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ringside.toml");
+        std::fs::write(&path, "[calls]\nwrap_up_seconds = 45\n").unwrap();
+        let c = Config::load_from(Some(&path), &env(&[])).unwrap();
+        assert_eq!(c.calls.wrap_up, std::time::Duration::from_secs(45));
+        for bad in ["-1", "3601", "soon"] {
+            let err = Config::load_from(None, &env(&[("RINGSIDE_WRAP_UP_SECONDS", bad)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("RINGSIDE_WRAP_UP_SECONDS"), "{bad}: {err}");
+        }
     }
 
     #[test]

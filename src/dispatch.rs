@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::calls::{
-    CallEvent, CallEventKind, CallRecord, CallSession, Direction, Disposition, Moment,
+    CallEvent, CallRecord, CallSession, Direction, Disposition, Moment, Part, Transfer,
 };
 use crate::crm::directory::{Card, Reason, identify};
 use crate::crm::index::{Lookup, NoMatch, Party};
@@ -28,7 +28,6 @@ use crate::store::calls::{NewCall, NewSegment, WrapUp};
 /// What one call's worker is told, in order.
 enum Work {
     Moment(Moment),
-    RingEnded(String),
     Finished(Box<CallSession>),
 }
 
@@ -42,7 +41,7 @@ pub struct LiveCalls {
 pub struct LiveCall {
     /// The card the call goes on (an exact match, or the pick from candidates).
     pub party: Option<Party>,
-    /// Users whose phones rang for this call.
+    /// Users whose phones rang for this call, and those it was transferred to.
     pub users: Vec<i64>,
     /// The caller's number (E.164), once the caller is looked up.
     pub caller: Option<String>,
@@ -125,7 +124,10 @@ impl Dispatch {
     }
 
     fn to_call(&self, call_id: String, work: Work) {
-        let last = matches!(work, Work::Finished(_));
+        let last = matches!(
+            work,
+            Work::Finished(_) | Work::Moment(Moment::Merged { .. })
+        );
         let mut calls = self.inner.calls.lock().unwrap_or_else(|p| p.into_inner());
         let worker = calls.entry(call_id.clone()).or_insert_with(|| {
             let (wtx, wrx) = mpsc::unbounded_channel();
@@ -145,11 +147,9 @@ impl Dispatch {
         }
     }
 
-    pub fn event(&self, e: CallEvent) {
-        if let CallEventKind::RingEnded { agent, .. } = e.kind {
-            self.to_call(e.call_id, Work::RingEnded(agent));
-        }
-    }
+    /// Raw call events: nothing here needs them any more (the tracker's
+    /// moments say who rings and talks), kept for adapters that forward them.
+    pub fn event(&self, _e: CallEvent) {}
 
     pub fn finished(&self, s: CallSession) {
         self.to_call(s.call_id.clone(), Work::Finished(Box::new(s)));
@@ -178,7 +178,9 @@ fn moment_call(m: &Moment) -> &str {
         Moment::Arrived { call_id, .. }
         | Moment::Ringing { call_id, .. }
         | Moment::Answered { call_id, .. }
-        | Moment::Transferred { call_id, .. } => call_id,
+        | Moment::Transferred { call_id, .. }
+        | Moment::Parties { call_id, .. }
+        | Moment::Merged { call_id, .. } => call_id,
         Moment::Finished(s) => &s.call_id,
     }
 }
@@ -333,45 +335,123 @@ async fn ring(
             .send_fields(u, "call.ringing", &fields, Some(&once))
             .await;
     }
-    for &u in &users {
-        state.presence.ringing(u, call_id).await;
+}
+
+/// What a `call.transferred` says besides the caller's cards.
+#[derive(Serialize)]
+struct TransferredFields<'a> {
+    call_id: &'a str,
+    from: &'a Option<String>,
+    to: &'a str,
+    kind: crate::calls::TransferKind,
+    caller: RingingCaller<'a>,
+}
+
+/// The call moves to another agent: the target's users join the people the
+/// call is about (they get its `call.answered` and `call.ended`), and
+/// everyone gets `call.transferred` with the caller's card, so a target
+/// whose phone never rang for this call (an attended transfer) has it too.
+async fn transfer(
+    state: &AppState,
+    call_id: &str,
+    t: &Transfer,
+    caller: &crate::calls::Party,
+    card: &Option<CallerCard>,
+    rung: &mut BTreeMap<i64, String>,
+) {
+    let targets = state
+        .extensions
+        .users(&state.db, &t.to)
+        .await
+        .unwrap_or_default();
+    for &u in &targets {
+        rung.entry(u).or_insert_with(|| t.to.clone());
     }
+    if !targets.is_empty() {
+        let mut calls = state.live_calls.lock();
+        let entry = calls.entry(call_id.to_owned()).or_default();
+        for u in &targets {
+            if !entry.users.contains(u) {
+                entry.users.push(*u);
+            }
+        }
+    }
+    let head = object_fields(&TransferredFields {
+        call_id,
+        from: &t.from,
+        to: &t.to,
+        kind: t.kind,
+        caller: RingingCaller {
+            number: &caller.number,
+            e164: card.as_ref().and_then(|c| c.e164.as_deref()),
+            name: &caller.name,
+        },
+    });
+    let cards = card
+        .as_ref()
+        .map_or("\"match\":\"none\"", |c| c.fields.as_str());
+    for &u in rung.keys() {
+        let by_you = targets.contains(&u);
+        let fields = format!("{head},\"by_you\":{by_you},{cards}");
+        let from = t.from.as_deref().unwrap_or("");
+        let once = format!("{call_id}:transferred:{u}:{from}:{}", t.to);
+        state
+            .push
+            .send_fields(u, "call.transferred", &fields, Some(&once))
+            .await;
+    }
+}
+
+/// Who the tracker says is on the call, as users: presence follows it.
+async fn parties(state: &AppState, call_id: &str, parties: &[(String, Part)]) {
+    let mut users: Vec<(i64, Part)> = Vec::new();
+    for (ext, part) in parties {
+        let found = match state.extensions.users(&state.db, ext).await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot find who has extension {ext}");
+                Vec::new()
+            }
+        };
+        for u in found {
+            match users.iter_mut().find(|(x, _)| *x == u) {
+                Some((_, p)) if *part == Part::Talking => *p = Part::Talking,
+                Some(_) => {}
+                None => users.push((u, *part)),
+            }
+        }
+    }
+    state.presence.on_call(call_id, &users).await;
 }
 
 async fn run_call(state: AppState, call_id: String, mut rx: mpsc::UnboundedReceiver<Work>) {
     let mut card: Option<CallerCard> = None;
-    // user → the extension that rang them
+    let mut caller = crate::calls::Party::default();
+    // user → the extension that rang them (or took the call over)
     let mut rung: BTreeMap<i64, String> = BTreeMap::new();
     while let Some(work) = rx.recv().await {
         match work {
             // Looked up as the call arrives, so the card is ready (or nearly)
             // by the time a phone rings: the PBX takes a few milliseconds to
             // ring a direct line, longer through a queue or a greeting.
-            Work::Moment(Moment::Arrived { caller, .. }) => {
+            Work::Moment(Moment::Arrived { caller: c, .. }) => {
                 if card.is_none() {
-                    card = caller_card(&state, &call_id, caller.number.trim()).await;
+                    card = caller_card(&state, &call_id, c.number.trim()).await;
                 }
+                caller = c;
             }
             Work::Moment(Moment::Ringing {
                 agent,
-                caller,
+                caller: c,
                 queue,
                 ..
             }) => {
-                ring(
-                    &state, &call_id, &agent, &caller, queue, &mut card, &mut rung,
-                )
-                .await;
+                ring(&state, &call_id, &agent, &c, queue, &mut card, &mut rung).await;
+                caller = c;
             }
-            Work::RingEnded(agent) => {
-                let stopped: Vec<i64> = rung
-                    .iter()
-                    .filter(|(_, ext)| **ext == agent)
-                    .map(|(u, _)| *u)
-                    .collect();
-                for u in stopped {
-                    state.presence.ring_stopped(u, &call_id).await;
-                }
+            // Agent states change after the frames that explain them.
+            Work::Moment(Moment::Parties { parties: p, .. }) => {
+                parties(&state, &call_id, &p).await;
             }
             Work::Moment(Moment::Answered { agent, .. }) => {
                 let Some(agent) = agent else { continue };
@@ -380,9 +460,6 @@ async fn run_call(state: AppState, call_id: String, mut rx: mpsc::UnboundedRecei
                     .users(&state.db, &agent)
                     .await
                     .unwrap_or_default();
-                for u in &answerers {
-                    state.presence.answered(*u, &call_id).await;
-                }
                 for (u, _) in rung.iter() {
                     let by_you = answerers.contains(u);
                     let once = format!("{call_id}:answered:{u}:{agent}");
@@ -395,12 +472,32 @@ async fn run_call(state: AppState, call_id: String, mut rx: mpsc::UnboundedRecei
                             Some(&once),
                         )
                         .await;
-                    if !by_you {
-                        state.presence.ring_stopped(*u, &call_id).await;
-                    }
                 }
             }
-            Work::Moment(Moment::Transferred { .. }) => {}
+            Work::Moment(Moment::Transferred { transfer: t, .. }) => {
+                transfer(&state, &call_id, &t, &caller, &card, &mut rung).await;
+            }
+            Work::Moment(Moment::Merged {
+                into, disposition, ..
+            }) => {
+                // A consultation folded into the call it transferred: its
+                // pops close, it is logged as part of `into`.
+                for u in rung.keys() {
+                    let once = format!("{call_id}:ended:{u}");
+                    state
+                        .push
+                        .send(
+                            *u,
+                            "call.ended",
+                            json!({"call_id": call_id, "disposition": disposition, "merged_into": into}),
+                            Some(&once),
+                        )
+                        .await;
+                }
+                state.presence.on_call(&call_id, &[]).await;
+                state.live_calls.remove(&call_id);
+                break;
+            }
             Work::Moment(Moment::Finished(s)) | Work::Finished(s) => {
                 let disposition = s.disposition();
                 for u in rung.keys() {
@@ -414,8 +511,8 @@ async fn run_call(state: AppState, call_id: String, mut rx: mpsc::UnboundedRecei
                             Some(&once),
                         )
                         .await;
-                    state.presence.call_over(*u, &call_id).await;
                 }
+                state.presence.on_call(&call_id, &[]).await;
                 log_call(&state, &s).await;
                 break;
             }

@@ -1,12 +1,14 @@
 //! Agent states (available, ringing, on call, wrap-up, paused, offline),
-//! derived from call moments, the agent's own pause switch and whether a tab
-//! is open; each change goes out as `agent.state` to the agent and to the
+//! derived from the calls the tracker says each agent is on right now (never
+//! counted up and down, so they cannot drift), the wrap-up after an agent's
+//! part of a call, the agent's own pause switch and whether a tab is open; each change goes out as `agent.state` to the agent and to the
 //! supervisors of the agent's team.
 //!
 //! Owns the state of each agent on this node. Routing asks it who is
 //! available; it never asks anything downstream.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,12 +16,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
+use crate::calls::Part;
 use crate::push::Hub;
 use crate::store::Db;
 use crate::store::users::User;
 
-/// How long an agent stays in wrap-up after a call before routing counts
-/// them available again.
+/// How long an agent stays in wrap-up after their part of a call ends
+/// before routing counts them available again, unless `[calls]
+/// wrap_up_seconds` says otherwise.
 pub const WRAP_UP: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -53,19 +57,20 @@ struct Entry {
     extension: Option<String>,
     online: bool,
     paused: Option<String>,
-    ringing: HashSet<String>,
-    talking: HashSet<String>,
-    wrap_up_calls: HashSet<String>,
+    /// The calls the agent is on now, as the call tracker last said.
+    calls: HashMap<String, Part>,
+    /// The wrap-up running, by the number its timer carries.
+    wrap_up: Option<u64>,
     shown: Option<AgentState>,
 }
 
 impl Entry {
     fn state(&self) -> AgentState {
-        if !self.talking.is_empty() {
+        if self.calls.values().any(|p| *p == Part::Talking) {
             AgentState::OnCall
-        } else if !self.ringing.is_empty() {
+        } else if !self.calls.is_empty() {
             AgentState::Ringing
-        } else if !self.wrap_up_calls.is_empty() {
+        } else if self.wrap_up.is_some() {
             AgentState::WrapUp
         } else if self.paused.is_some() {
             AgentState::Paused
@@ -77,12 +82,21 @@ impl Entry {
     }
 }
 
+#[derive(Default)]
+struct Agents {
+    by_user: HashMap<i64, Entry>,
+    /// Who is on each call, the other way round.
+    by_call: HashMap<String, Vec<i64>>,
+}
+
 /// Cheap to clone.
 #[derive(Clone)]
 pub struct Presence {
     db: Db,
     hub: Hub,
-    agents: Arc<Mutex<HashMap<i64, Entry>>>,
+    agents: Arc<Mutex<Agents>>,
+    wrap_up: Duration,
+    wrap_ups: Arc<AtomicU64>,
 }
 
 /// One agent's state as the API and `agent.state` show it.
@@ -101,16 +115,24 @@ impl Presence {
         Presence {
             db,
             hub,
-            agents: Arc::new(Mutex::new(HashMap::new())),
+            agents: Arc::default(),
+            wrap_up: WRAP_UP,
+            wrap_ups: Arc::default(),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Entry>> {
+    /// The same with wrap-ups lasting `wrap_up`.
+    pub fn with_wrap_up(self, wrap_up: Duration) -> Presence {
+        Presence { wrap_up, ..self }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Agents> {
         self.agents.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn state_of(&self, user: i64) -> AgentState {
         self.lock()
+            .by_user
             .get(&user)
             .map_or(AgentState::Offline, Entry::state)
     }
@@ -122,45 +144,51 @@ impl Presence {
 
     /// Calls ringing or talking at this agent now.
     pub fn active_calls(&self, user: i64) -> usize {
-        self.lock()
-            .get(&user)
-            .map_or(0, |e| e.ringing.len() + e.talking.len())
+        self.lock().by_user.get(&user).map_or(0, |e| e.calls.len())
     }
 
     pub fn view(&self, user: i64) -> Option<AgentView> {
-        self.lock().get(&user).map(|e| view(user, e))
+        self.lock().by_user.get(&user).map(|e| view(user, e))
     }
 
     /// Every agent this node knows about.
     pub fn all(&self) -> Vec<AgentView> {
-        let mut v: Vec<AgentView> = self.lock().iter().map(|(id, e)| view(*id, e)).collect();
+        let mut v: Vec<AgentView> = self
+            .lock()
+            .by_user
+            .iter()
+            .map(|(id, e)| view(*id, e))
+            .collect();
         v.sort_by_key(|a| a.user_id);
         v
     }
 
-    async fn change(&self, user: i64, f: impl FnOnce(&mut Entry)) {
-        let needs_name = !self.lock().contains_key(&user);
+    async fn change<R>(&self, user: i64, f: impl FnOnce(&mut Agents, &mut Entry) -> R) -> R {
+        let needs_name = !self.lock().by_user.contains_key(&user);
         let known = if needs_name {
             self.db.user(user).await.ok()
         } else {
             None
         };
-        let changed = {
+        let (r, changed) = {
             let mut agents = self.lock();
-            let e = agents.entry(user).or_default();
+            let mut e = agents.by_user.remove(&user).unwrap_or_default();
             if let Some(u) = known {
-                fill(e, &u);
+                fill(&mut e, &u);
             }
-            f(e);
+            let r = f(&mut agents, &mut e);
             let now = e.state();
-            (e.shown != Some(now)).then(|| {
+            let changed = (e.shown != Some(now)).then(|| {
                 e.shown = Some(now);
-                view(user, e)
-            })
+                view(user, &e)
+            });
+            agents.by_user.insert(user, e);
+            (r, changed)
         };
         if let Some(v) = changed {
             self.announce(v).await;
         }
+        r
     }
 
     async fn announce(&self, v: AgentView) {
@@ -180,7 +208,7 @@ impl Presence {
 
     pub async fn tab_opened(&self, user: &User) {
         let u = user.clone();
-        self.change(user.id, move |e| {
+        self.change(user.id, move |_, e| {
             fill(e, &u);
             e.online = true;
         })
@@ -188,62 +216,75 @@ impl Presence {
     }
 
     pub async fn tab_closed(&self, user: i64) {
-        self.change(user, |e| e.online = false).await;
+        self.change(user, |_, e| e.online = false).await;
     }
 
     /// The agent's own switch: `None` = available, `Some(reason)` = paused.
-    pub async fn set_paused(&self, user: i64, reason: Option<String>) {
-        self.change(user, move |e| e.paused = reason).await;
-    }
-
-    pub async fn ringing(&self, user: i64, call: &str) {
-        let call = call.to_owned();
-        self.change(user, move |e| {
-            e.ringing.insert(call);
-        })
-        .await;
-    }
-
-    pub async fn ring_stopped(&self, user: i64, call: &str) {
-        self.change(user, |e| {
-            e.ringing.remove(call);
-        })
-        .await;
-    }
-
-    pub async fn answered(&self, user: i64, call: &str) {
-        let call = call.to_owned();
-        self.change(user, move |e| {
-            e.ringing.remove(&call);
-            e.talking.insert(call);
-        })
-        .await;
-    }
-
-    /// The call is over for `user`: wrap-up if they talked, then available.
-    pub async fn call_over(&self, user: i64, call: &str) {
-        let talked = {
-            let agents = self.lock();
-            agents.get(&user).is_some_and(|e| e.talking.contains(call))
-        };
-        let c = call.to_owned();
-        self.change(user, move |e| {
-            e.ringing.remove(&c);
-            if e.talking.remove(&c) {
-                e.wrap_up_calls.insert(c);
+    /// It ends a wrap-up (the agent says they are done with the last call).
+    /// Refused while a call rings or talks at the agent: the state the
+    /// agent is in is returned, and nothing changes.
+    pub async fn choose(&self, user: i64, reason: Option<String>) -> Result<(), AgentState> {
+        self.change(user, move |_, e| {
+            if !e.calls.is_empty() {
+                return Err(e.state());
             }
+            e.paused = reason;
+            e.wrap_up = None;
+            Ok(())
         })
-        .await;
-        if talked {
-            let me = self.clone();
-            let call = call.to_owned();
-            tokio::spawn(async move {
-                tokio::time::sleep(WRAP_UP).await;
-                me.change(user, |e| {
-                    e.wrap_up_calls.remove(&call);
-                })
-                .await;
+        .await
+    }
+
+    /// Who is on `call` now (the call tracker's word for it, users behind
+    /// the extensions): everyone else leaves it. An agent who talked on it
+    /// and leaves (handed the call on, or it ended) goes to wrap-up; an
+    /// empty list ends the call for everyone.
+    pub async fn on_call(&self, call: &str, parties: &[(i64, Part)]) {
+        let before = self.lock().by_call.get(call).cloned().unwrap_or_default();
+        let mut users: Vec<i64> = parties.iter().map(|(u, _)| *u).collect();
+        for u in before {
+            if !users.contains(&u) {
+                users.push(u);
+            }
+        }
+        for u in users {
+            let part = parties.iter().find(|(p, _)| *p == u).map(|(_, part)| *part);
+            let wrap = self.change(u, |agents, e| {
+                let users = agents.by_call.entry(call.to_owned()).or_default();
+                match part {
+                    Some(p) => {
+                        if !users.contains(&u) {
+                            users.push(u);
+                        }
+                        e.calls.insert(call.to_owned(), p);
+                        None
+                    }
+                    None => {
+                        users.retain(|x| *x != u);
+                        if users.is_empty() {
+                            agents.by_call.remove(call);
+                        }
+                        (e.calls.remove(call) == Some(Part::Talking)).then(|| {
+                            let n = self.wrap_ups.fetch_add(1, Ordering::Relaxed) + 1;
+                            e.wrap_up = Some(n);
+                            n
+                        })
+                    }
+                }
             });
+            if let Some(n) = wrap.await {
+                let me = self.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(me.wrap_up).await;
+                    // Only this wrap-up: a later one runs its own time.
+                    me.change(u, |_, e| {
+                        if e.wrap_up == Some(n) {
+                            e.wrap_up = None;
+                        }
+                    })
+                    .await;
+                });
+            }
         }
     }
 }

@@ -80,6 +80,16 @@ pub enum TransferKind {
     Attended,
 }
 
+/// How an agent takes part in a call at a given moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Part {
+    /// Their phone rings for the call.
+    Ringing,
+    /// They are on the call: connected to the caller, or placing their own call.
+    Talking,
+}
+
 /// How one ringing phone stopped ringing without being answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RingOutcome {
@@ -211,6 +221,10 @@ pub struct CallSession {
     pub hold: chrono::TimeDelta,
     /// Since when the caller is on hold, while they are.
     pub held_since: Option<DateTime<Utc>>,
+    /// The originating agent handed the call on and is no longer on it.
+    pub originator_left: bool,
+    /// The agents last announced as on this call (`Moment::Parties`).
+    pub shown_parties: Vec<(String, Part)>,
 }
 
 /// One agent's stretch of a call: opened when they answer (or take the call
@@ -264,17 +278,56 @@ impl CallSession {
             segments: Vec::new(),
             hold: chrono::TimeDelta::zero(),
             held_since: None,
+            originator_left: false,
+            shown_parties: Vec::new(),
+        }
+    }
+
+    /// The agents on this call now: the originator while they have not
+    /// handed it on, the agent connected to the caller, and the phones
+    /// ringing for it; each agent once, talking before ringing.
+    pub fn parties(&self) -> impl Iterator<Item = (&str, Part)> {
+        let originator = self.originator.as_deref().filter(|_| !self.originator_left);
+        let connected = self
+            .segments
+            .last()
+            .filter(|g| g.ended_at.is_none())
+            .map(|g| g.agent.as_str())
+            .filter(move |a| Some(*a) != originator);
+        let ringing = self
+            .ringing_now
+            .iter()
+            .map(String::as_str)
+            .filter(move |a| Some(*a) != originator && Some(*a) != connected);
+        originator
+            .into_iter()
+            .chain(connected)
+            .map(|a| (a, Part::Talking))
+            .chain(ringing.map(|a| (a, Part::Ringing)))
+    }
+
+    /// `Moment::Parties` when who is on the call changed since last said.
+    fn announce_parties(&mut self, out: &mut Vec<Moment>) {
+        let same = self
+            .parties()
+            .eq(self.shown_parties.iter().map(|(a, p)| (a.as_str(), *p)));
+        if !same {
+            self.shown_parties = self.parties().map(|(a, p)| (a.to_owned(), p)).collect();
+            out.push(Moment::Parties {
+                call_id: self.call_id.clone(),
+                parties: self.shown_parties.clone(),
+            });
         }
     }
 
     /// `agent` takes over the caller at `at`: the open segment (someone
     /// else's) closes and the agent's opens. Nothing changes when the agent
-    /// is the one already connected.
-    fn connect(&mut self, agent: &str, at: DateTime<Utc>) {
+    /// is the one already connected; returns whether the agent is new.
+    fn connect(&mut self, agent: &str, at: DateTime<Utc>) -> bool {
         if let Some(open) = self.segments.last().filter(|s| s.ended_at.is_none())
             && open.agent == agent
         {
-            return;
+            return false;
         }
         self.disconnect(at);
         self.segments.push(TalkSegment {
@@ -282,12 +335,17 @@ impl CallSession {
             started_at: at,
             ended_at: None,
         });
+        true
     }
 
     /// The connected agent leaves the caller at `at` (a blind transfer, the end).
     fn disconnect(&mut self, at: DateTime<Utc>) {
         if let Some(open) = self.segments.last_mut().filter(|s| s.ended_at.is_none()) {
             open.ended_at = Some(at.max(open.started_at));
+            if self.originator.as_deref() == Some(open.agent.as_str()) {
+                // The agent who placed the call handed it on.
+                self.originator_left = true;
+            }
         }
     }
 
@@ -487,9 +545,25 @@ pub enum Moment {
         call_id: CallId,
         agent: Option<String>,
     },
+    /// The call moved from one agent to another (announced by the PBX, or
+    /// seen when a second agent picked it up).
     Transferred {
         call_id: CallId,
         transfer: Transfer,
+    },
+    /// Who is on the call changed: every agent ringing or talking on it now
+    /// (empty: nobody). The whole list each time, so a consumer that missed
+    /// one is put right by the next.
+    Parties {
+        call_id: CallId,
+        parties: Vec<(String, Part)>,
+    },
+    /// The call was folded into `into` (the consultation of an attended
+    /// transfer): it ends here without being logged on its own.
+    Merged {
+        call_id: CallId,
+        into: CallId,
+        disposition: Disposition,
     },
     Finished(Box<CallSession>),
 }
@@ -545,6 +619,7 @@ impl CallTracker {
             s.caller = caller;
             s.originator = agent;
             s.dialed = dialed;
+            s.announce_parties(out);
             return;
         }
         if let CallEventKind::Ended { cause } = kind {
@@ -558,13 +633,18 @@ impl CallTracker {
             return;
         }
         if let CallEventKind::Merged { into } = kind {
-            // The phones that rang for the consultation rang for this call.
-            if let Some(gone) = self.live.remove(&call_id)
-                && let Some(s) = self.live.get_mut(&into)
-            {
-                for a in gone.rang {
-                    if !s.rang.contains(&a) {
-                        s.rang.push(a);
+            if let Some(gone) = self.live.remove(&call_id) {
+                out.push(Moment::Merged {
+                    call_id,
+                    into: into.clone(),
+                    disposition: gone.disposition(),
+                });
+                // The phones that rang for the consultation rang for this call.
+                if let Some(s) = self.live.get_mut(&into) {
+                    for a in gone.rang {
+                        if !s.rang.contains(&a) {
+                            s.rang.push(a);
+                        }
                     }
                 }
             }
@@ -573,131 +653,164 @@ impl CallTracker {
         let Some(s) = self.live.get_mut(&call_id) else {
             return;
         };
-        match kind {
-            CallEventKind::Started { .. }
-            | CallEventKind::Ended { .. }
-            | CallEventKind::Merged { .. } => {}
-            CallEventKind::Did { did } => s.did = Some(did),
-            CallEventKind::DialedOut { number } => {
-                if s.external_callee.is_none() {
-                    s.external_callee = Some(number);
-                }
+        apply(s, call_id, at, kind, out);
+        s.announce_parties(out);
+    }
+}
+
+/// One event of a live call (other than its start, end or merge).
+fn apply(
+    s: &mut CallSession,
+    call_id: CallId,
+    at: DateTime<Utc>,
+    kind: CallEventKind,
+    out: &mut Vec<Moment>,
+) {
+    match kind {
+        CallEventKind::Started { .. }
+        | CallEventKind::Ended { .. }
+        | CallEventKind::Merged { .. } => {}
+        CallEventKind::Did { did } => s.did = Some(did),
+        CallEventKind::DialedOut { number } => {
+            if s.external_callee.is_none() {
+                s.external_callee = Some(number);
             }
-            CallEventKind::Queued { queue } => s.queue = Some(queue),
-            CallEventKind::Ringing { agent } => {
-                if s.originator.as_deref() == Some(agent.as_str()) && s.answered_at.is_none() {
-                    // The originating agent's own phone ringing (click-to-call).
-                    return;
-                }
-                if !s.ringing_now.contains(&agent) {
-                    s.ringing_now.push(agent.clone());
-                }
-                if !s.rang.contains(&agent) {
-                    s.rang.push(agent.clone());
-                    out.push(Moment::Ringing {
-                        call_id,
-                        agent,
-                        caller: s.caller.clone(),
-                        queue: s.queue.clone(),
-                    });
-                }
+        }
+        CallEventKind::Queued { queue } => s.queue = Some(queue),
+        CallEventKind::Ringing { agent } => {
+            if s.originator.as_deref() == Some(agent.as_str()) && s.answered_at.is_none() {
+                // The originating agent's own phone ringing (click-to-call).
+                return;
             }
-            CallEventKind::RingEnded { agent, outcome } => {
-                if let Some(i) = s.ringing_now.iter().position(|a| *a == agent) {
-                    s.ringing_now.swap_remove(i);
-                    s.last_ring_outcome = Some(outcome);
-                } else if s.external_callee.as_deref() == Some(agent.as_str()) {
-                    s.last_ring_outcome = Some(outcome);
-                }
+            if !s.ringing_now.contains(&agent) {
+                s.ringing_now.push(agent.clone());
             }
-            CallEventKind::Answered { agent } => {
-                if agent.is_some() && agent == s.originator && s.answered_at.is_none() {
-                    // The originating agent picked up their own phone
-                    // (click-to-call through a Local channel): not an answer.
-                    return;
+            if !s.rang.contains(&agent) {
+                s.rang.push(agent.clone());
+                out.push(Moment::Ringing {
+                    call_id,
+                    agent,
+                    caller: s.caller.clone(),
+                    queue: s.queue.clone(),
+                });
+            }
+        }
+        CallEventKind::RingEnded { agent, outcome } => {
+            if let Some(i) = s.ringing_now.iter().position(|a| *a == agent) {
+                s.ringing_now.swap_remove(i);
+                s.last_ring_outcome = Some(outcome);
+            } else if s.external_callee.as_deref() == Some(agent.as_str()) {
+                s.last_ring_outcome = Some(outcome);
+            }
+        }
+        CallEventKind::Answered { agent } => {
+            if agent.is_some() && agent == s.originator && s.answered_at.is_none() {
+                // The originating agent picked up their own phone
+                // (click-to-call through a Local channel): not an answer.
+                return;
+            }
+            let agent = agent.or_else(|| s.originator.clone());
+            // Someone has the caller: no phone rings for the call any more.
+            s.ringing_now.clear();
+            match s.answered_at {
+                None => {
+                    s.answered_at = Some(at);
+                    s.agent = agent.clone();
+                    if let Some(a) = &agent {
+                        s.connect(a, at);
+                    }
+                    out.push(Moment::Answered { call_id, agent });
                 }
-                let agent = agent.or_else(|| s.originator.clone());
-                if let Some(a) = &agent {
-                    s.ringing_now.retain(|r| r != a);
-                }
-                match s.answered_at {
-                    None => {
-                        s.answered_at = Some(at);
+                Some(_) => {
+                    // A second agent picked the call up without a transfer
+                    // event (AMI Redirect, dialplan transfer): a blind transfer.
+                    if let Some(new) = &agent
+                        && (s.transfers.iter().any(|t| t.to == *new)
+                            || s.agent.as_deref() == Some(new.as_str()))
+                    {
+                        // The target of an announced transfer picked up, or
+                        // the call came back to the agent who had it (a
+                        // blind transfer nobody answered).
+                        let picked_up = s.connect(new, at);
                         s.agent = agent.clone();
-                        if let Some(a) = &agent {
-                            s.connect(a, at);
+                        if picked_up {
+                            out.push(Moment::Answered { call_id, agent });
                         }
-                        out.push(Moment::Answered { call_id, agent });
-                    }
-                    Some(_) => {
-                        // A second agent picked the call up without a transfer
-                        // event (AMI Redirect, dialplan transfer): a blind transfer.
-                        if let Some(new) = &agent
-                            && s.transfers.iter().any(|t| t.to == *new)
-                        {
-                            // The target of an announced transfer picked up.
-                            s.connect(new, at);
-                            s.agent = agent;
-                        } else if let (Some(new), Some(old)) = (agent, s.agent.clone())
-                            && new != old
-                            && s.originator.as_deref() != Some(new.as_str())
-                        {
-                            let t = Transfer {
-                                from: Some(old),
-                                to: new.clone(),
-                                kind: TransferKind::Blind,
-                            };
-                            s.transfers.push(t.clone());
-                            s.connect(&new, at);
-                            s.agent = Some(new);
-                            out.push(Moment::Transferred {
-                                call_id,
-                                transfer: t,
-                            });
-                        }
+                    } else if let (Some(new), Some(old)) = (agent, s.agent.clone())
+                        && new != old
+                        && s.originator.as_deref() != Some(new.as_str())
+                    {
+                        let t = Transfer {
+                            from: Some(old),
+                            to: new.clone(),
+                            kind: TransferKind::Blind,
+                        };
+                        s.transfers.push(t.clone());
+                        s.connect(&new, at);
+                        s.agent = Some(new.clone());
+                        out.push(Moment::Transferred {
+                            call_id: call_id.clone(),
+                            transfer: t,
+                        });
+                        out.push(Moment::Answered {
+                            call_id,
+                            agent: Some(new),
+                        });
                     }
                 }
             }
-            CallEventKind::Abandoned { queue } => {
-                s.abandoned = true;
-                if s.queue.is_none() {
-                    s.queue = queue;
-                }
+        }
+        CallEventKind::Abandoned { queue } => {
+            s.abandoned = true;
+            if s.queue.is_none() {
+                s.queue = queue;
             }
-            CallEventKind::Transferred { from, to, kind } => {
-                let t = Transfer { from, to, kind };
-                if s.transfers.last() != Some(&t) {
-                    s.transfers.push(t.clone());
-                    // An attended target is already talking; a blind one
-                    // becomes the agent only when it answers, and the
-                    // transferer has left the caller already.
-                    if s.answered_at.is_some() {
-                        match t.kind {
-                            TransferKind::Attended => {
-                                s.connect(&t.to, at);
-                                s.agent = Some(t.to.clone());
+        }
+        CallEventKind::Transferred { from, to, kind } => {
+            let t = Transfer { from, to, kind };
+            if s.transfers.last() != Some(&t) {
+                s.transfers.push(t.clone());
+                if t.from.is_some() && t.from == s.originator {
+                    s.originator_left = true;
+                }
+                // An attended target is already talking (they have the
+                // caller now); a blind one becomes the agent only when it
+                // answers, and the transferer has left the caller already.
+                let mut took_over = None;
+                if s.answered_at.is_some() {
+                    match t.kind {
+                        TransferKind::Attended => {
+                            if s.connect(&t.to, at) {
+                                took_over = Some(t.to.clone());
                             }
-                            TransferKind::Blind => s.disconnect(at),
+                            s.agent = Some(t.to.clone());
                         }
+                        TransferKind::Blind => s.disconnect(at),
                     }
-                    out.push(Moment::Transferred {
+                }
+                out.push(Moment::Transferred {
+                    call_id: call_id.clone(),
+                    transfer: t,
+                });
+                if took_over.is_some() {
+                    out.push(Moment::Answered {
                         call_id,
-                        transfer: t,
+                        agent: took_over,
                     });
                 }
             }
-            CallEventKind::Originated { request_id } => s.request_id = Some(request_id),
-            CallEventKind::Held { .. } => {
-                if s.held_since.is_none() {
-                    s.held_since = Some(at);
-                }
-                s.on_hold = true;
+        }
+        CallEventKind::Originated { request_id } => s.request_id = Some(request_id),
+        CallEventKind::Held { .. } => {
+            if s.held_since.is_none() {
+                s.held_since = Some(at);
             }
-            CallEventKind::Unheld { .. } => s.unhold(at),
-            CallEventKind::Recording { path } => {
-                if s.recording.is_none() {
-                    s.recording = Some(path);
-                }
+            s.on_hold = true;
+        }
+        CallEventKind::Unheld { .. } => s.unhold(at),
+        CallEventKind::Recording { path } => {
+            if s.recording.is_none() {
+                s.recording = Some(path);
             }
         }
     }
@@ -816,7 +929,15 @@ mod tests {
                 dialed: Some("89161234567".into()),
             },
         ));
-        assert!(own.is_empty(), "{own:?}");
+        // It puts the agent on the call at once.
+        assert_eq!(
+            own,
+            vec![Moment::Parties {
+                call_id: "c1".into(),
+                parties: vec![("101".into(), Part::Talking)],
+            }],
+            "{own:?}"
+        );
     }
 
     #[test]
@@ -1107,6 +1228,267 @@ mod tests {
         assert!(s.rang.is_empty());
         assert_eq!(s.direction(), Direction::Outbound);
         assert_eq!(s.disposition(), Disposition::NoAnswer);
+    }
+
+    /// The last `Parties` each call said, as (agent, part) pairs.
+    fn parties_after(tr: &mut CallTracker, events: Vec<CallEvent>) -> Vec<Moment> {
+        let mut out = Vec::new();
+        for e in events {
+            out.extend(tr.feed(e));
+        }
+        out
+    }
+
+    fn last_parties(moments: &[Moment], call: &str) -> Option<Vec<(String, Part)>> {
+        moments.iter().rev().find_map(|m| match m {
+            Moment::Parties { call_id, parties } if call_id == call => Some(parties.clone()),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn who_is_on_the_call_follows_rings_answers_and_transfers() {
+        let talking = |a: &str| (a.to_owned(), Part::Talking);
+        let ringing = |a: &str| (a.to_owned(), Part::Ringing);
+        let mut tr = CallTracker::new();
+        let out = parties_after(
+            &mut tr,
+            vec![
+                started(),
+                ev(
+                    0,
+                    CallEventKind::Ringing {
+                        agent: "101".into(),
+                    },
+                ),
+                ev(
+                    0,
+                    CallEventKind::Ringing {
+                        agent: "102".into(),
+                    },
+                ),
+            ],
+        );
+        assert_eq!(
+            last_parties(&out, "c1"),
+            Some(vec![ringing("101"), ringing("102")])
+        );
+        // 101 answers: 102 stops ringing with it, even without a ring end.
+        let out = tr.feed(ev(
+            2,
+            CallEventKind::Answered {
+                agent: Some("101".into()),
+            },
+        ));
+        assert_eq!(last_parties(&out, "c1"), Some(vec![talking("101")]));
+        // A second agent picks up (no transfer event): 101 is off the call,
+        // told after the transfer and the new agent's answer.
+        let out = parties_after(
+            &mut tr,
+            vec![
+                ev(
+                    5,
+                    CallEventKind::Ringing {
+                        agent: "103".into(),
+                    },
+                ),
+                ev(
+                    6,
+                    CallEventKind::Answered {
+                        agent: Some("103".into()),
+                    },
+                ),
+            ],
+        );
+        assert!(matches!(&out[0], Moment::Ringing { agent, .. } if agent == "103"));
+        assert_eq!(
+            last_parties(&out[..2], "c1"),
+            Some(vec![talking("101"), ringing("103")])
+        );
+        assert!(matches!(&out[2], Moment::Transferred { transfer, .. } if transfer.to == "103"));
+        assert_eq!(
+            out[3],
+            Moment::Answered {
+                call_id: "c1".into(),
+                agent: Some("103".into())
+            }
+        );
+        assert_eq!(last_parties(&out, "c1"), Some(vec![talking("103")]));
+        // Announced blind transfer: the transferer leaves at once.
+        let out = tr.feed(ev(
+            8,
+            CallEventKind::Transferred {
+                from: Some("103".into()),
+                to: "104".into(),
+                kind: TransferKind::Blind,
+            },
+        ));
+        assert_eq!(last_parties(&out, "c1"), Some(vec![]));
+        let out = parties_after(
+            &mut tr,
+            vec![
+                ev(
+                    8,
+                    CallEventKind::Ringing {
+                        agent: "104".into(),
+                    },
+                ),
+                ev(
+                    9,
+                    CallEventKind::Answered {
+                        agent: Some("104".into()),
+                    },
+                ),
+            ],
+        );
+        assert!(out.contains(&Moment::Answered {
+            call_id: "c1".into(),
+            agent: Some("104".into())
+        }));
+        assert_eq!(last_parties(&out, "c1"), Some(vec![talking("104")]));
+        // A blind transfer nobody answers comes back to the agent who made it.
+        let mut tr = CallTracker::new();
+        let out = parties_after(
+            &mut tr,
+            vec![
+                started(),
+                ev(
+                    0,
+                    CallEventKind::Ringing {
+                        agent: "101".into(),
+                    },
+                ),
+                ev(
+                    1,
+                    CallEventKind::Answered {
+                        agent: Some("101".into()),
+                    },
+                ),
+                ev(
+                    4,
+                    CallEventKind::Transferred {
+                        from: Some("101".into()),
+                        to: "102".into(),
+                        kind: TransferKind::Blind,
+                    },
+                ),
+                ev(
+                    4,
+                    CallEventKind::Ringing {
+                        agent: "102".into(),
+                    },
+                ),
+                ev(
+                    24,
+                    CallEventKind::RingEnded {
+                        agent: "102".into(),
+                        outcome: RingOutcome::NoAnswer,
+                    },
+                ),
+                ev(
+                    24,
+                    CallEventKind::Ringing {
+                        agent: "101".into(),
+                    },
+                ),
+            ],
+        );
+        assert_eq!(last_parties(&out, "c1"), Some(vec![ringing("101")]));
+        let out = tr.feed(ev(
+            26,
+            CallEventKind::Answered {
+                agent: Some("101".into()),
+            },
+        ));
+        assert!(out.contains(&Moment::Answered {
+            call_id: "c1".into(),
+            agent: Some("101".into())
+        }));
+        assert_eq!(last_parties(&out, "c1"), Some(vec![talking("101")]));
+
+        // An agent's own call: the agent is on it from the start until they
+        // hand it on; the consultation of an attended transfer folds in.
+        let mut tr = CallTracker::new();
+        let own = |id: &str, agent: &str, at| CallEvent {
+            call_id: id.into(),
+            at: t(at),
+            kind: CallEventKind::Started {
+                caller: Party {
+                    number: agent.into(),
+                    name: None,
+                },
+                agent: Some(agent.into()),
+                dialed: None,
+            },
+        };
+        let on = |id: &str, at, kind| CallEvent {
+            call_id: id.into(),
+            at: t(at),
+            kind,
+        };
+        let out = parties_after(
+            &mut tr,
+            vec![
+                own("out", "101", 0),
+                on(
+                    "out",
+                    1,
+                    CallEventKind::DialedOut {
+                        number: "89031112233".into(),
+                    },
+                ),
+                on("out", 3, CallEventKind::Answered { agent: None }),
+                own("consult", "101", 4),
+                on(
+                    "consult",
+                    4,
+                    CallEventKind::Ringing {
+                        agent: "102".into(),
+                    },
+                ),
+                on(
+                    "consult",
+                    5,
+                    CallEventKind::Answered {
+                        agent: Some("102".into()),
+                    },
+                ),
+            ],
+        );
+        assert_eq!(last_parties(&out, "out"), Some(vec![talking("101")]));
+        assert_eq!(
+            last_parties(&out, "consult"),
+            Some(vec![talking("101"), talking("102")])
+        );
+        let out = parties_after(
+            &mut tr,
+            vec![
+                on(
+                    "out",
+                    9,
+                    CallEventKind::Transferred {
+                        from: Some("101".into()),
+                        to: "102".into(),
+                        kind: TransferKind::Attended,
+                    },
+                ),
+                on("consult", 9, CallEventKind::Merged { into: "out".into() }),
+            ],
+        );
+        assert!(out.contains(&Moment::Answered {
+            call_id: "out".into(),
+            agent: Some("102".into())
+        }));
+        assert_eq!(last_parties(&out, "out"), Some(vec![talking("102")]));
+        assert_eq!(
+            out.last(),
+            Some(&Moment::Merged {
+                call_id: "consult".into(),
+                into: "out".into(),
+                disposition: Disposition::Answered,
+            })
+        );
+        assert_eq!(tr.live().count(), 1);
     }
 
     #[test]

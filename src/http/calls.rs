@@ -53,9 +53,11 @@ async fn my_state(State(state): State<AppState>, user: AuthUser) -> ApiResult<Js
     }))
 }
 
-/// The agent's own switch: available, or paused with a reason.
+/// The agent's own switch: available, or paused with a reason. It ends a
+/// wrap-up; while a call rings or talks at the agent it is refused with 409.
 #[utoipa::path(put, path = "/api/v1/me/state", tag = "calls", request_body = StateInput,
-    responses((status = 200, body = StateView), (status = 400, body = super::error::ErrorBody)))]
+    responses((status = 200, body = StateView), (status = 400, body = super::error::ErrorBody),
+               (status = 409, description = "a call rings (`ringing`) or talks (`on_call`) at the agent", body = super::error::ErrorBody)))]
 async fn set_my_state(
     State(state): State<AppState>,
     user: AuthUser,
@@ -72,6 +74,21 @@ async fn set_my_state(
             )));
         }
     };
+    // Not while a call rings or talks at the agent: the state is the call's.
+    // Choosing a state in wrap-up ends the wrap-up.
+    if let Err(busy) = state.presence.choose(user.id(), reason.clone()).await {
+        let (code, message) = match busy {
+            AgentState::Ringing => (
+                "ringing",
+                "a call is ringing for you; answer it or let it go, then change your state",
+            ),
+            _ => (
+                "on_call",
+                "you are on a call; change your state when the call is over",
+            ),
+        };
+        return Err(ApiError::new(StatusCode::CONFLICT, code, message));
+    }
     // The PBX's queues follow the switch, so a paused agent is not rung.
     if let Some(pbx) = state.pbx.as_ref().filter(|p| p.is_connected()) {
         for ext in &user.0.extensions {
@@ -84,7 +101,6 @@ async fn set_my_state(
             }
         }
     }
-    state.presence.set_paused(user.id(), reason).await;
     my_state(State(state), user).await
 }
 

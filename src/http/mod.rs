@@ -80,7 +80,8 @@ impl AppState {
             Some(url) => crate::push::Hub::with_redis(url, &config.redis_prefix).await?,
             None => crate::push::Hub::local(),
         };
-        let presence = crate::presence::Presence::new(db.clone(), push.clone());
+        let presence = crate::presence::Presence::new(db.clone(), push.clone())
+            .with_wrap_up(config.calls.wrap_up);
         let routing = Arc::new(crate::routing::Routing::new(&config)?);
         Ok(Self {
             push,

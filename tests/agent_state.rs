@@ -1,0 +1,452 @@
+//! Agent states and the frames of a call that moves between agents, from the
+//! outside: the real server, CTI webhooks or a fake Asterisk replaying AMI
+//! transcripts, and real WebSocket tabs.
+
+mod support;
+
+use std::time::Duration;
+
+use ringside::telephony::ami::fake::{DropPoint, FakeAmi, FakeScript, FakeState, Pace};
+use serde_json::{Value, json};
+use support::{Tab, TestApp};
+
+const WAIT: Duration = Duration::from_secs(20);
+const CTI_TOKEN: &str = "cti-secret-0123456789";
+
+fn script(trace: &str, speed: f64, hold: Duration) -> FakeScript {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ami/");
+    let ami = std::fs::read(format!("{dir}{trace}.ami")).unwrap();
+    let times = std::fs::read_to_string(format!("{dir}{trace}.times")).unwrap();
+    let mut script = FakeScript::from_transcript(&ami, &times);
+    script.pace = Pace::Recorded { speed };
+    let shift = (hold.as_secs_f64() * speed * 1e9) as u64;
+    for (t, _) in script.events.iter_mut().skip(1) {
+        *t += shift;
+    }
+    script
+}
+
+/// A fake Asterisk playing `trace` at twice the recorded pace, `hold` after
+/// the server logs in (time to open the tabs).
+async fn fake_pbx(trace: &str, hold: Duration) -> FakeAmi {
+    FakeAmi::start_on(
+        "127.0.0.1:0".parse().unwrap(),
+        FakeState::new(script(trace, 2.0, hold)),
+    )
+    .await
+    .unwrap()
+}
+
+fn of_type<'a>(msgs: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    msgs.iter().filter(|m| m["type"] == kind).collect()
+}
+
+fn states(msgs: &[Value]) -> Vec<String> {
+    of_type(msgs, "agent.state")
+        .iter()
+        .filter_map(|m| m["state"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Reads the tab until `user_id`'s `agent.state` says `state`; returns what came.
+async fn until_state(tab: &mut Tab, state: &str) -> Vec<Value> {
+    let mut seen = Vec::new();
+    loop {
+        let got = tab.until("agent.state", WAIT).await;
+        let done = got.last().is_some_and(|m| m["state"] == state);
+        seen.extend(got);
+        if done {
+            return seen;
+        }
+    }
+}
+
+/// Like `until_state`, unless `got` (read already) ends in that state.
+async fn state_after(tab: &mut Tab, got: &[Value], state: &str) {
+    if states(got).last().map(String::as_str) != Some(state) {
+        until_state(tab, state).await;
+    }
+}
+
+async fn my_state(app: &TestApp, token: &str) -> String {
+    let (s, v) = app.get(token, "/api/v1/me/state").await;
+    assert_eq!(s, 200, "{v}");
+    v["state"].as_str().unwrap_or_default().to_owned()
+}
+
+async fn cti(app: &TestApp, body: Value) {
+    let (s, v) = app.post(CTI_TOKEN, "/api/v1/cti/events", body).await;
+    assert_eq!(s, 202, "{v}");
+}
+
+#[tokio::test]
+async fn a_call_handed_on_through_cti_is_answered_by_its_target_and_leaves_the_first_agent() {
+    let app = TestApp::spawn_with(&[
+        ("RINGSIDE_DEFAULT_REGION", "DE"),
+        ("RINGSIDE_CTI_TOKENS", &format!("pbx={CTI_TOKEN}")),
+        // Long enough to be seen; choosing a state ends it.
+        ("RINGSIDE_WRAP_UP_SECONDS", "600"),
+    ])
+    .await;
+    app.add_user("anna", "agent", None, &["101"]).await;
+    app.add_user("clara", "agent", None, &["103"]).await;
+    let anna = app.login("anna").await;
+    let clara = app.login("clara").await;
+    let mut a = Tab::open(&app, &anna, None).await;
+    let mut c = Tab::open(&app, &clara, None).await;
+    until_state(&mut a, "available").await;
+    until_state(&mut c, "available").await;
+
+    cti(
+        &app,
+        json!({"event": "newCall", "call_id": "t-1", "from": "+4930123456", "extension": "101"}),
+    )
+    .await;
+    a.until("call.ringing", WAIT).await;
+    cti(
+        &app,
+        json!({"event": "answer", "call_id": "t-1", "extension": "101"}),
+    )
+    .await;
+    let got = a.until("call.answered", WAIT).await;
+    assert_eq!(got.last().unwrap()["by_you"], true);
+    state_after(&mut a, &got, "on_call").await;
+    assert_eq!(my_state(&app, &anna).await, "on_call");
+
+    // On a call, a pause is refused with a reason, not answered with 200.
+    let (s, v) = app
+        .send(
+            "PUT",
+            &anna,
+            "/api/v1/me/state",
+            json!({"state": "paused", "reason": "lunch"}),
+        )
+        .await;
+    assert_eq!(s, 409, "{v}");
+    assert_eq!(v["error"]["code"], "on_call", "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty())
+    );
+
+    // The call goes on to 103, who answers.
+    cti(
+        &app,
+        json!({"event": "newCall", "call_id": "t-1", "from": "+4930123456", "extension": "103"}),
+    )
+    .await;
+    let ring = c.until("call.ringing", WAIT).await;
+    assert_eq!(ring.last().unwrap()["caller"]["e164"], "+4930123456");
+    state_after(&mut c, &ring, "ringing").await;
+    cti(
+        &app,
+        json!({"event": "answer", "call_id": "t-1", "extension": "103"}),
+    )
+    .await;
+
+    // The target: told it is theirs, on a call.
+    let got = c.until("call.answered", WAIT).await;
+    let answered = got.last().unwrap();
+    assert_eq!(answered["call_id"], "cti:pbx:t-1");
+    assert_eq!(answered["agent"], "103");
+    assert_eq!(answered["by_you"], true);
+    let transferred = of_type(&got, "call.transferred");
+    assert_eq!(transferred.len(), 1, "{got:?}");
+    assert_eq!(transferred[0]["from"], "101");
+    assert_eq!(transferred[0]["to"], "103");
+    assert_eq!(transferred[0]["by_you"], true);
+    state_after(&mut c, &got, "on_call").await;
+    assert_eq!(my_state(&app, &clara).await, "on_call");
+
+    // The first agent: told the call left them, in wrap-up while 103 talks.
+    let got = a.until("call.answered", WAIT).await;
+    let answered = got.last().unwrap();
+    assert_eq!(answered["agent"], "103");
+    assert_eq!(answered["by_you"], false);
+    let transferred = of_type(&got, "call.transferred");
+    assert_eq!(transferred.len(), 1, "{got:?}");
+    assert_eq!(transferred[0]["by_you"], false);
+    assert_eq!(transferred[0]["kind"], "blind");
+    state_after(&mut a, &got, "wrap_up").await;
+    assert_eq!(my_state(&app, &anna).await, "wrap_up");
+
+    // Choosing a state ends the wrap-up and sticks.
+    let (s, v) = app
+        .send(
+            "PUT",
+            &anna,
+            "/api/v1/me/state",
+            json!({"state": "paused", "reason": "lunch"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["state"], "paused");
+    assert_eq!(v["reason"], "lunch");
+
+    cti(&app, json!({"event": "hangup", "call_id": "t-1"})).await;
+    let got = c.until("call.ended", WAIT).await;
+    assert_eq!(got.last().unwrap()["disposition"], "answered");
+    until_state(&mut c, "wrap_up").await;
+    let got = a.until("call.ended", WAIT).await;
+    assert_eq!(got.last().unwrap()["call_id"], "cti:pbx:t-1");
+    assert_eq!(my_state(&app, &anna).await, "paused");
+    let (s, v) = app
+        .send(
+            "PUT",
+            &clara,
+            "/api/v1/me/state",
+            json!({"state": "available"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["state"], "available");
+}
+
+#[tokio::test]
+async fn a_blind_transfer_through_asterisk_puts_the_target_on_the_call() {
+    let fake = fake_pbx("synthetic_blind_transfer", Duration::from_secs(3)).await;
+    let app = TestApp::spawn_with(&[
+        ("RINGSIDE_AMI_URL", &fake.url()),
+        ("RINGSIDE_DEFAULT_REGION", "RU"),
+        ("RINGSIDE_WRAP_UP_SECONDS", "600"),
+    ])
+    .await;
+    app.add_user("anna", "agent", None, &["101"]).await;
+    app.add_user("boris", "agent", None, &["102"]).await;
+    let anna = app.login("anna").await;
+    let boris = app.login("boris").await;
+    let mut a = Tab::open(&app, &anna, None).await;
+    let mut b = Tab::open(&app, &boris, None).await;
+
+    let from_a = a.until("call.ended", WAIT).await;
+    let from_b = b.until("call.ended", WAIT).await;
+    let kinds = |msgs: &[Value]| -> Vec<String> {
+        msgs.iter()
+            .filter_map(|m| m["type"].as_str())
+            .filter(|t| t.starts_with("call."))
+            .map(str::to_owned)
+            .collect()
+    };
+
+    // 101 answered, handed the caller on, and was told 102 has them; their
+    // wrap-up began when they left the caller, before the call ended.
+    assert_eq!(
+        kinds(&from_a),
+        [
+            "call.ringing",
+            "call.answered",
+            "call.transferred",
+            "call.answered",
+            "call.ended"
+        ],
+        "{from_a:?}"
+    );
+    let answered = of_type(&from_a, "call.answered");
+    assert_eq!(
+        (&answered[0]["agent"], &answered[0]["by_you"]),
+        (&json!("101"), &json!(true))
+    );
+    assert_eq!(
+        (&answered[1]["agent"], &answered[1]["by_you"]),
+        (&json!("102"), &json!(false))
+    );
+    let t = of_type(&from_a, "call.transferred")[0];
+    assert_eq!(
+        (&t["from"], &t["to"], &t["kind"], &t["by_you"]),
+        (&json!("101"), &json!("102"), &json!("blind"), &json!(false))
+    );
+    let wrap_at = from_a
+        .iter()
+        .position(|m| m["type"] == "agent.state" && m["state"] == "wrap_up")
+        .expect("101 goes to wrap-up");
+    let ended_at = from_a
+        .iter()
+        .position(|m| m["type"] == "call.ended")
+        .unwrap();
+    assert!(wrap_at < ended_at, "{from_a:?}");
+
+    // 102 rang with the caller's card, answered and talked until the end.
+    assert_eq!(
+        kinds(&from_b),
+        [
+            "call.transferred",
+            "call.ringing",
+            "call.answered",
+            "call.ended"
+        ],
+        "{from_b:?}"
+    );
+    assert_eq!(of_type(&from_b, "call.transferred")[0]["by_you"], true);
+    let answered = of_type(&from_b, "call.answered")[0];
+    assert_eq!(
+        (&answered["agent"], &answered["by_you"]),
+        (&json!("102"), &json!(true))
+    );
+    let mut seen = states(&from_b);
+    if seen.last().map(String::as_str) != Some("wrap_up") {
+        seen.extend(states(&until_state(&mut b, "wrap_up").await));
+    }
+    let on_call = seen.iter().position(|s| s == "on_call").expect("on_call");
+    let ringing = seen.iter().position(|s| s == "ringing").expect("ringing");
+    assert!(ringing < on_call, "{seen:?}");
+    assert_eq!(seen.last().map(String::as_str), Some("wrap_up"), "{seen:?}");
+    assert_eq!(my_state(&app, &boris).await, "wrap_up");
+    assert_eq!(my_state(&app, &anna).await, "wrap_up");
+}
+
+#[tokio::test]
+async fn after_a_click_to_call_the_agent_is_free_again_and_a_pause_sticks() {
+    let fake = fake_pbx("click_to_call", Duration::from_secs(3)).await;
+    let app = TestApp::spawn_with(&[
+        ("RINGSIDE_AMI_URL", &fake.url()),
+        ("RINGSIDE_DEFAULT_REGION", "RU"),
+        ("RINGSIDE_WRAP_UP_SECONDS", "1"),
+    ])
+    .await;
+    app.add_user("anna", "agent", None, &["101"]).await;
+    let anna = app.login("anna").await;
+    let mut a = Tab::open(&app, &anna, None).await;
+
+    let mut seen = until_state(&mut a, "on_call").await;
+    seen.extend(until_state(&mut a, "wrap_up").await);
+    seen.extend(until_state(&mut a, "available").await);
+    assert_eq!(my_state(&app, &anna).await, "available");
+    let (s, v) = app
+        .send(
+            "PUT",
+            &anna,
+            "/api/v1/me/state",
+            json!({"state": "paused", "reason": "lunch"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["state"], "paused");
+    until_state(&mut a, "paused").await;
+    assert_eq!(my_state(&app, &anna).await, "paused");
+}
+
+#[tokio::test]
+async fn a_call_rebuilt_after_a_reconnect_that_is_gone_after_a_restart_frees_the_agent() {
+    // The call starts and is answered while the link is down: it is rebuilt
+    // from CoreShowChannels at the reconnect. Asterisk then restarts, and the
+    // call is gone.
+    let mut s = script("direct_answered", 2.0, Duration::from_secs(4));
+    let bridged = s
+        .events
+        .iter()
+        .position(|(_, m)| m.event() == Some("BridgeEnter"))
+        .unwrap()
+        + 1;
+    let mut after_restart = s.clone();
+    after_restart.events.truncate(1);
+    s.events.truncate(bridged);
+    // The greeting at login and one event after the hold are seen.
+    s.drops = vec![DropPoint {
+        after_events: 2,
+        lose_events: bridged - 2,
+    }];
+    let state = FakeState::new(s);
+    let fake = FakeAmi::start_on("127.0.0.1:0".parse().unwrap(), state.clone())
+        .await
+        .unwrap();
+    let addr = fake.addr();
+    let app = TestApp::spawn_with(&[
+        ("RINGSIDE_AMI_URL", &fake.url()),
+        ("RINGSIDE_DEFAULT_REGION", "RU"),
+        ("RINGSIDE_WRAP_UP_SECONDS", "1"),
+    ])
+    .await;
+    app.add_user("anna", "agent", None, &["101"]).await;
+    let anna = app.login("anna").await;
+    let mut a = Tab::open(&app, &anna, None).await;
+
+    until_state(&mut a, "on_call").await;
+    assert_eq!(my_state(&app, &anna).await, "on_call");
+    fake.shutdown().await;
+    let fake = FakeAmi::start_on(addr, FakeState::new(after_restart))
+        .await
+        .unwrap();
+    until_state(&mut a, "wrap_up").await;
+    until_state(&mut a, "available").await;
+    let (s, v) = app
+        .send(
+            "PUT",
+            &anna,
+            "/api/v1/me/state",
+            json!({"state": "paused", "reason": "lunch"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["state"], "paused");
+    fake.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_attended_transfer_hands_the_caller_card_to_the_target_and_frees_both_agents() {
+    let fake = fake_pbx("synthetic_attended_transfer", Duration::from_secs(3)).await;
+    let app = TestApp::spawn_with(&[
+        ("RINGSIDE_AMI_URL", &fake.url()),
+        ("RINGSIDE_DEFAULT_REGION", "RU"),
+        ("RINGSIDE_WRAP_UP_SECONDS", "1"),
+    ])
+    .await;
+    app.add_user("anna", "agent", None, &["101"]).await;
+    app.add_user("boris", "agent", None, &["102"]).await;
+    let anna = app.login("anna").await;
+    let boris = app.login("boris").await;
+    let mut a = Tab::open(&app, &anna, None).await;
+    let mut b = Tab::open(&app, &boris, None).await;
+    let call = "1795427200.60";
+
+    let from_b = {
+        let mut seen = Vec::new();
+        while !seen
+            .iter()
+            .any(|m: &Value| m["type"] == "call.ended" && m["call_id"] == call)
+        {
+            seen.extend(b.until("call.ended", WAIT).await);
+        }
+        seen
+    };
+    // 102 took the caller over from 101: the caller's card came with it, and
+    // the consultation's pop closed when it became part of the call.
+    let t = of_type(&from_b, "call.transferred");
+    assert_eq!(t.len(), 1, "{from_b:?}");
+    assert_eq!(
+        (&t[0]["call_id"], &t[0]["from"], &t[0]["to"], &t[0]["kind"]),
+        (
+            &json!(call),
+            &json!("101"),
+            &json!("102"),
+            &json!("attended")
+        )
+    );
+    assert_eq!(t[0]["by_you"], true);
+    assert_eq!(t[0]["caller"]["e164"], "+4930123456");
+    let mine: Vec<&Value> = of_type(&from_b, "call.answered")
+        .into_iter()
+        .filter(|m| m["call_id"] == call)
+        .collect();
+    assert_eq!(mine.len(), 1, "{from_b:?}");
+    assert_eq!(mine[0]["by_you"], true);
+    let consultation: Vec<&Value> = of_type(&from_b, "call.ended")
+        .into_iter()
+        .filter(|m| m["call_id"] != call)
+        .collect();
+    assert_eq!(consultation.len(), 1, "{from_b:?}");
+    assert_eq!(consultation[0]["merged_into"], call);
+
+    let from_a = a.until("call.ended", WAIT).await;
+    let answered = of_type(&from_a, "call.answered");
+    assert_eq!(
+        answered.last().map(|m| (&m["agent"], &m["by_you"])),
+        Some((&json!("102"), &json!(false))),
+        "{from_a:?}"
+    );
+    // Nobody is left on a call that is over.
+    state_after(&mut a, &from_a, "available").await;
+    until_state(&mut b, "available").await;
+    assert_eq!(my_state(&app, &anna).await, "available");
+    assert_eq!(my_state(&app, &boris).await, "available");
+}
