@@ -640,6 +640,41 @@ mod tests {
     }
 
     #[test]
+    fn replay_file_prints_one_attended_transfer_for_asterisk_22() {
+        // What `ringside ami-replay attended_transfer.ami` prints.
+        let path = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/ami/attended_transfer.ami"
+        ));
+        let mut out = Vec::new();
+        run_replay_file(path, "RU", &mut out).expect("replay");
+        let text = String::from_utf8(out).expect("utf-8");
+        let lines: Vec<_> = text.lines().collect();
+        assert_eq!(lines.len(), 1, "{text}");
+        let v: serde_json::Value = serde_json::from_str(lines[0]).expect("json");
+        assert_eq!(
+            v["transfers"],
+            serde_json::json!([{"from": "101", "to": "102", "kind": "attended"}])
+        );
+        let agents: Vec<&str> = v["segments"]
+            .as_array()
+            .expect("segments")
+            .iter()
+            .filter_map(|g| g["agent"].as_str())
+            .collect();
+        assert_eq!(agents, ["101", "102"]);
+        assert_eq!(v["segments"][0]["started_at"], v["answered_at"]);
+        assert_eq!(v["segments"][0]["ended_at"], v["segments"][1]["started_at"]);
+        assert_eq!(v["segments"][1]["ended_at"], v["ended_at"]);
+        let secs = |k: &serde_json::Value| k.as_f64().unwrap_or(f64::NAN);
+        assert!(
+            (secs(&v["segments"][1]["talk_s"]) - 12.007).abs() < 0.05,
+            "{v}"
+        );
+        assert!((secs(&v["hold_s"]) - 11.792).abs() < 0.05, "{v}");
+    }
+
+    #[test]
     fn without_times_uses_replay_clock_and_keeps_outcome() {
         let recs = replay(
             include_bytes!("../../../tests/fixtures/ami/queue_answered.ami"),
