@@ -5,6 +5,7 @@ usage: agent_scenario.py NAME STEP... > scenarios/NAME.xml
 
 Steps (run in order; a BYE from the PBX ends the scenario at any wait):
   ring MS        take the INVITE, 180 Ringing, answer with 200 after MS ms
+  ring_unanswered  take the INVITE, 180 Ringing, never answer: wait for the CANCEL
   wait MS        stay in the call MS ms, answering re-INVITEs from the PBX
   dtmf DIGITS    send DIGITS (0-9 * #) as RFC 4733 events from SIPp's pcaps
   hold / unhold  re-INVITE with a=sendonly / a=sendrecv
@@ -181,6 +182,51 @@ def main():
     ]]>
   </send>
   <recv request="ACK" crlf="true"/>""")
+        elif step == "ring_unanswered":
+            out.append("""  <recv request="INVITE" crlf="true">
+    <action>
+      <ereg regexp="[0-9]+" search_in="hdr" header="CSeq:" check_it="true" assign_to="invite_cseq"/>
+      <ereg regexp=".*" search_in="hdr" header="From:" check_it="true" assign_to="peer"/>
+      <ereg regexp=".*" search_in="hdr" header="To:" check_it="true" assign_to="me"/>
+      <ereg regexp="sip:[^>;]*" search_in="hdr" header="Contact:" check_it="true" assign_to="peer_uri"/>
+    </action>
+  </recv>
+  <send>
+    <![CDATA[
+      SIP/2.0 180 Ringing
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:[service]@[local_ip]:[local_port]>
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv request="CANCEL" timeout="60000" ontimeout="done"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]>
+  </send>
+  <send>
+    <![CDATA[
+      SIP/2.0 487 Request Terminated
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      CSeq: [$invite_cseq] INVITE
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv request="ACK" timeout="5000" ontimeout="done" next="done"/>""")
         elif step in ("wait", "await_bye"):
             if step == "wait":
                 out.append(wait_block(n, steps[i], f"s{n}_end", ver))

@@ -102,6 +102,10 @@ case_blind_transfer() {      # 101 answers, #1 102: the caller rings 102, who an
   agent 101 agent_blind_transferer; agent 102 agent_answer_hangup_6s
   carrier 74957654321 +4930123456 "Hans Mueller"
 }
+case_attended_no_answer() { # 101 presses *2 102, 102 never answers: 101 gets the caller back
+  agent 101 agent_attended_abandoned; agent 102 agent_ring_unanswered
+  carrier 74957654321 +4930123456 "Hans Mueller"
+}
 case_hold() {                # 101 answers, holds the caller 4 s, takes them back, hangs up
   agent 101 agent_hold_unhold
   carrier 74957654321 +4930123456 "Hans Mueller"

@@ -12,6 +12,7 @@ use ringside::telephony::ami::replay;
 
 const FIXTURES: &[&str] = &[
     "anonymous_caller",
+    "attended_no_answer",
     "attended_transfer",
     "blind_transfer",
     "click_to_call",

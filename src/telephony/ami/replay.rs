@@ -484,6 +484,24 @@ mod tests {
     }
 
     #[test]
+    fn attended_transfer_nobody_answers_through_asterisk_22() {
+        // Captured: 101 presses *2 and dials 102 at 5.88 s, 102 rings and
+        // never answers; at 23.25 s Asterisk gives 101 the caller back; 101
+        // hangs up at 43.26 s.
+        let r = one(fixture!("attended_no_answer"));
+        assert_eq!(r.call_id, "1796307847.0");
+        assert_eq!(r.disposition, Disposition::Answered);
+        assert_eq!(r.agent.as_deref(), Some("101"));
+        assert_eq!(r.rang, ["101", "102"]);
+        assert!(r.transfers.is_empty(), "{:?}", r.transfers);
+        let seg = chained_segments(&r);
+        assert_eq!(seg.len(), 1, "{seg:?}");
+        assert_eq!(seg[0].0, "101");
+        close(seg[0].1, 43.258 - 2.437);
+        close(r.hold_s, 23.252 - 5.882);
+    }
+
+    #[test]
     fn blind_transfer_through_asterisk_22() {
         // Captured: 101 answers at 2.66 s, presses #1 at 6.10 s (the caller on
         // music on hold while 101 dials), 102 at 8.47 s; 101's leg hangs up,
