@@ -12,8 +12,13 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-SHARED=${RINGSIDE_SHARED:-$(cd "$ROOT/../.." 2>/dev/null && pwd)/shared}
-[ -d "$SHARED/asterisk" ] || SHARED=/work/shared
+# shared/ sits beside the checkout (or beside the folder of worktrees)
+if [ -z "${RINGSIDE_SHARED:-}" ]; then
+  for d in "$ROOT/../shared" "$ROOT/../../shared"; do
+    [ -d "$d/asterisk" ] && { RINGSIDE_SHARED=$(cd "$d" && pwd); break; }
+  done
+fi
+SHARED=${RINGSIDE_SHARED:?set RINGSIDE_SHARED to the folder holding asterisk/}
 BUNDLE=$SHARED/asterisk/asterisk-22.10.1-bookworm-x86_64.tar.xz
 AST=$ROOT/target/asterisk/asterisk-22.10.1
 SC=$ROOT/sip/scenarios
