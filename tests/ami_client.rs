@@ -12,11 +12,15 @@ use ringside::telephony::ami::replay;
 
 const FIXTURES: &[&str] = &[
     "anonymous_caller",
+    "attended_no_answer",
+    "attended_transfer",
+    "blind_transfer",
     "click_to_call",
     "cnam_special_chars",
     "direct_answered",
     "direct_busy",
     "direct_no_answer",
+    "hold_unhold",
     "queue_abandoned",
     "queue_answered",
     "synthetic_attended_transfer",

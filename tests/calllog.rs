@@ -1221,3 +1221,89 @@ async fn calls_from_one_new_number_ending_together_make_one_lead() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test]
+async fn real_asterisk_transfers_and_holds_in_the_call_log() {
+    // Captured from Asterisk 22 (see the fixtures' .md): an attended
+    // transfer with *2 over a Local channel, a blind one with #1, and a hold
+    // with re-INVITEs, all from 101 on the direct line.
+    let start = Utc::now() - chrono::TimeDelta::minutes(30);
+    let fake = pbx_with(
+        &["attended_transfer", "blind_transfer", "hold_unhold"],
+        8.0,
+        SETUP_S,
+        Some(start),
+    )
+    .await;
+    let app = TestApp::spawn_with(&[
+        ("RINGSIDE_DEFAULT_REGION", "RU"),
+        ("RINGSIDE_AMI_URL", &fake.url()),
+    ])
+    .await;
+    let anna = app.add_user("anna", "agent", None, &["101"]).await;
+    let boris = app.add_user("boris", "agent", None, &["102"]).await;
+    let token = app.login("anna").await;
+    fake.state().finished().await;
+    wait_for(&app, &token, "/api/v1/calls/1796304908.0", |v| {
+        v["call_id"].is_string()
+    })
+    .await;
+    let chained = |c: &Value| {
+        let segs = c["segments"].as_array().unwrap().clone();
+        assert_eq!(segs[0]["started_at"], c["answered_at"], "{c}");
+        assert_eq!(segs[segs.len() - 1]["ended_at"], c["ended_at"], "{c}");
+        segs
+    };
+
+    // Attended: one transfer; 101 until it completes, 102 from then on, the
+    // consultation between them not counted; hold from *2 to the merge.
+    let (s, c) = app.get(&token, "/api/v1/calls/1796305660.0").await;
+    assert_eq!(s, 200, "{c}");
+    assert_eq!(c["agent"], "102");
+    assert_eq!(c["agent_user_id"], boris);
+    assert_eq!(c["rang"], json!(["101", "102"]));
+    assert_eq!(
+        c["transfers"],
+        json!([{"from": "101", "to": "102", "kind": "attended"}])
+    );
+    let segs = chained(&c);
+    assert_eq!(segs.len(), 2, "{c}");
+    assert_eq!(
+        (&segs[0]["agent"], &segs[0]["user_id"]),
+        (&json!("101"), &json!(anna))
+    );
+    assert_eq!(
+        (&segs[1]["agent"], &segs[1]["user_id"]),
+        (&json!("102"), &json!(boris))
+    );
+    assert_eq!(segs[0]["ended_at"], segs[1]["started_at"]);
+    near(&segs[0]["talk_s"], 15.24, "101's part");
+    near(&segs[1]["talk_s"], 12.01, "102's part");
+    near(&c["talk_s"], 27.24, "talk");
+    near(&c["hold_s"], 11.79, "hold");
+
+    // Blind: 101 until the transfer, 102 from its answer; hold while 101 dialled.
+    let (_, c) = app.get(&token, "/api/v1/calls/1796305707.0").await;
+    assert_eq!(
+        c["transfers"],
+        json!([{"from": "101", "to": "102", "kind": "blind"}])
+    );
+    let segs = chained(&c);
+    assert_eq!(segs.len(), 2, "{c}");
+    assert_eq!(
+        (&segs[0]["agent"], &segs[1]["agent"]),
+        (&json!("101"), &json!("102"))
+    );
+    near(&segs[0]["talk_s"], 5.81, "101's part");
+    near(&segs[1]["talk_s"], 6.01, "102's part");
+    near(&c["hold_s"], 2.37, "hold");
+
+    // Hold and unhold: one segment, the 4 s on music on hold.
+    let (_, c) = app.get(&token, "/api/v1/calls/1796304908.0").await;
+    assert_eq!(c["agent"], "101");
+    assert_eq!(c["transfers"], json!([]));
+    let segs = chained(&c);
+    assert_eq!(segs.len(), 1, "{c}");
+    near(&segs[0]["talk_s"], 10.02, "101's part");
+    near(&c["hold_s"], 4.01, "hold");
+}

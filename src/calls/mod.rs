@@ -780,6 +780,9 @@ fn apply(
                 if s.answered_at.is_some() {
                     match t.kind {
                         TransferKind::Attended => {
+                            // Bridged to the target: off hold, whether or
+                            // not the PBX says so.
+                            s.unhold(at);
                             if s.connect(&t.to, at) {
                                 took_over = Some(t.to.clone());
                             }
@@ -1082,6 +1085,38 @@ mod tests {
             }]
         );
         assert_eq!(s.talk_seconds(), 8.0);
+    }
+
+    #[test]
+    fn an_attended_transfer_takes_the_caller_off_hold() {
+        // 101 holds the caller at 5 to consult 102; the transfer completes at
+        // 12 with no Unhold from the PBX: the hold is 7 s, not until the end.
+        let s = finish(vec![
+            started(),
+            ev(
+                2,
+                CallEventKind::Answered {
+                    agent: Some("101".into()),
+                },
+            ),
+            ev(
+                5,
+                CallEventKind::Held {
+                    by: Some("101".into()),
+                },
+            ),
+            ev(
+                12,
+                CallEventKind::Transferred {
+                    from: Some("101".into()),
+                    to: "102".into(),
+                    kind: TransferKind::Attended,
+                },
+            ),
+            ended(20, 16),
+        ]);
+        assert_eq!(s.hold_seconds(), 7.0);
+        assert!(!s.on_hold);
     }
 
     #[test]

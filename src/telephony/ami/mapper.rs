@@ -3,7 +3,13 @@
 //! Owns the Asterisk knowledge: which channel belongs to which call
 //! (`Linkedid`, which Asterisk moves to the oldest call when bridges merge),
 //! which channel is an agent's phone, and what queue, dial, transfer, hold and
-//! MixMonitor events mean. It keeps only per-channel bookkeeping; the meaning
+//! MixMonitor events mean. An attended transfer made with the transfer
+//! feature (`atxfer`, `*2`) calls the target over a Local channel inside the
+//! same call (same `Linkedid`): that consultation is not the target answering
+//! the caller; the target takes the caller over at `AttendedTransfer`. The
+//! caller's own music on hold (`MusicOnHoldStart`/`Stop` on the outside
+//! party's channel) marks the hold, since Asterisk sends no `Unhold` when a
+//! transfer ends it. It keeps only per-channel bookkeeping; the meaning
 //! of a whole call (disposition, durations) belongs to `calls::CallTracker`.
 
 use std::collections::HashMap;
@@ -80,6 +86,9 @@ struct CallCtx {
     first: String,
     cause: Option<HangupCause>,
     merged_into: Option<String>,
+    /// An agent (or outside party) has answered: later music on hold is a
+    /// hold, not the caller waiting in a queue.
+    answered: bool,
 }
 
 /// Stateful translator; one per AMI connection (it survives reconnects).
@@ -90,6 +99,13 @@ pub struct Mapper {
     calls: HashMap<String, CallCtx>,
     /// Calls whose every channel moved to another call: (old id, new id).
     merged: Vec<(String, String)>,
+    /// Local channel pairs (`Local/102@ctx-0000001`, without `;1`/`;2`) that
+    /// Asterisk itself dialled in an answered call: attended-transfer
+    /// consultations.
+    consultations: std::collections::HashSet<String>,
+    /// Local channel pairs a channel dialled (a queue's Local members, a
+    /// dialplan `Dial(Local/…)`).
+    dialled_locals: std::collections::HashSet<String>,
 }
 
 /// Header name for a channel field under a prefix (`Dest` + `Uniqueid`),
@@ -127,6 +143,46 @@ impl Mapper {
             chans: HashMap::new(),
             calls: HashMap::new(),
             merged: Vec::new(),
+            consultations: std::collections::HashSet::new(),
+            dialled_locals: std::collections::HashSet::new(),
+        }
+    }
+
+    fn mark_answered(&mut self, call: &str) {
+        if let Some(ctx) = self.calls.get_mut(call) {
+            ctx.answered = true;
+        }
+    }
+
+    /// Whether this Dial event belongs to an attended-transfer consultation:
+    /// in an answered call, the second half of a Local channel that no
+    /// channel dialled (Asterisk's transfer feature made it) dials the
+    /// target's phone; Asterisk's own Dial events towards the first half
+    /// (without a `Channel`) belong to it too. A Local channel a caller or a
+    /// queue dialled (`DialBegin` from a channel) is a real answer path.
+    fn consultation_dial(&mut self, m: &Message, call: &str) -> bool {
+        match m.get("Channel") {
+            Some(chan) => {
+                let Some(pair) = chan
+                    .strip_suffix(";2")
+                    .filter(|_| local_pair(chan).is_some())
+                else {
+                    return false;
+                };
+                if self.consultations.contains(pair) {
+                    return true;
+                }
+                let answered = self.calls.get(call).is_some_and(|c| c.answered);
+                if answered && !self.dialled_locals.contains(pair) {
+                    self.consultations.insert(pair.to_owned());
+                    return true;
+                }
+                false
+            }
+            None => m
+                .get("DestChannel")
+                .and_then(local_pair)
+                .is_some_and(|p| self.consultations.contains(p)),
         }
     }
 
@@ -188,6 +244,7 @@ impl Mapper {
                 // Another phone picked up a ringing call (directed or group pickup).
                 let agent = m.get("Channel").and_then(|c| self.agent_of(c));
                 if let (Some(call), Some(agent)) = (self.call_of(m, "Target"), agent) {
+                    self.mark_answered(&call);
                     out.push(ev(call, at, CallEventKind::Answered { agent: Some(agent) }));
                 }
             }
@@ -208,6 +265,7 @@ impl Mapper {
                     out.push(ev(call, at, kind));
                 }
             }
+            "MusicOnHoldStart" | "MusicOnHoldStop" => self.on_moh(m, event, at, out),
             "Hold" | "Unhold" => {
                 if let Some(call) = self.call_of(m, "") {
                     let by = m.get("Channel").and_then(|c| self.agent_of(c));
@@ -296,6 +354,7 @@ impl Mapper {
                 first: uid.to_owned(),
                 cause: None,
                 merged_into: None,
+                answered: false,
             },
         );
         let dialed = field("Exten")
@@ -327,6 +386,10 @@ impl Mapper {
         };
         if let Some(lid) = m.get("Linkedid") {
             self.relink(uid, lid);
+        }
+        if let Some(pair) = m.get("Channel").and_then(local_pair) {
+            self.consultations.remove(pair);
+            self.dialled_locals.remove(pair);
         }
         let Some(chan) = self.chans.remove(uid) else {
             return;
@@ -376,6 +439,12 @@ impl Mapper {
         let Some(dest_uid) = m.get("DestUniqueid") else {
             return;
         };
+        if !end
+            && m.get("Channel").is_some()
+            && let Some(pair) = m.get("DestChannel").and_then(local_pair)
+        {
+            self.dialled_locals.insert(pair.to_owned());
+        }
         // The originated agent leg (click-to-call) is not the call being dialled.
         if self.calls.get(&call).is_some_and(|c| c.first == dest_uid) {
             return;
@@ -390,6 +459,14 @@ impl Mapper {
         };
         if agent.is_none() && !external {
             return;
+        }
+        // The target picking up the consultation is not an answer to the
+        // caller: the `AttendedTransfer` hands the caller over.
+        if end && m.get("DialStatus") == Some("ANSWER") && self.consultation_dial(m, &call) {
+            return;
+        }
+        if !end {
+            self.consultation_dial(m, &call);
         }
         let number = || {
             m.get("DestCallerIDNum")
@@ -408,6 +485,7 @@ impl Mapper {
         }
         let outcome = match m.get("DialStatus").unwrap_or_default() {
             "ANSWER" => {
+                self.mark_answered(&call);
                 out.push(ev(call, at, CallEventKind::Answered { agent }));
                 return;
             }
@@ -467,11 +545,36 @@ impl Mapper {
                 }
                 CallEventKind::Ringing { agent }
             }
-            "AgentConnect" => CallEventKind::Answered { agent: Some(agent) },
+            "AgentConnect" => {
+                self.mark_answered(&call);
+                CallEventKind::Answered { agent: Some(agent) }
+            }
             _ => CallEventKind::RingEnded {
                 agent,
                 outcome: RingOutcome::NoAnswer,
             },
+        };
+        out.push(ev(call, at, kind));
+    }
+
+    /// Music on hold on the outside party's channel of an answered call: the
+    /// caller is on hold from its start to its stop (queue music before an
+    /// answer is waiting, not hold).
+    fn on_moh(&mut self, m: &Message, event: &str, at: DateTime<Utc>, out: &mut Vec<CallEvent>) {
+        let Some(call) = self.call_of(m, "") else {
+            return;
+        };
+        let outside = m
+            .get("Uniqueid")
+            .and_then(|u| self.chans.get(u))
+            .is_some_and(|c| c.external);
+        if !outside || !self.calls.get(&call).is_some_and(|c| c.answered) {
+            return;
+        }
+        let kind = if event == "MusicOnHoldStart" {
+            CallEventKind::Held { by: None }
+        } else {
+            CallEventKind::Unheld { by: None }
         };
         out.push(ev(call, at, kind));
     }
@@ -590,7 +693,10 @@ impl Mapper {
                 continue;
             }
             match c.get("ChannelState") {
-                Some("6") => out.push(ev(call, at, CallEventKind::Answered { agent: Some(agent) })),
+                Some("6") => {
+                    self.mark_answered(&call);
+                    out.push(ev(call, at, CallEventKind::Answered { agent: Some(agent) }))
+                }
                 Some("5") => out.push(ev(call, at, CallEventKind::Ringing { agent })),
                 _ => {}
             }
@@ -609,6 +715,18 @@ impl Mapper {
         }
         self.flush_merged(at, out);
     }
+}
+
+/// The pair name of a Local channel half: `Local/102@from-agents-00000000;1`
+/// → `Local/102@from-agents-00000000`; None for other channels.
+fn local_pair(channel: &str) -> Option<&str> {
+    let local = channel
+        .get(..6)
+        .is_some_and(|p| p.eq_ignore_ascii_case("Local/"));
+    if !local {
+        return None;
+    }
+    Some(channel.rsplit_once(';').map_or(channel, |(pair, _)| pair))
 }
 
 /// `HH:MM:SS` as CoreShowChannels reports it.

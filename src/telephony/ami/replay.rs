@@ -269,6 +269,8 @@ mod tests {
             r.recording.as_deref(),
             Some("/var/spool/asterisk/monitor/1795426750.12.wav")
         );
+        // The queue's music while the caller waited is not a hold.
+        assert_eq!(r.hold_s, 0.0);
     }
 
     #[test]
@@ -415,6 +417,133 @@ mod tests {
         assert!(!s[0].on_hold && s[0].held_since.is_none());
     }
 
+    /// Segments as (agent, talk_s), checked to follow one another: each
+    /// starts where the one before ended, the first at the answer, the last
+    /// ending with the call.
+    fn chained_segments(r: &CallRecord) -> Vec<(&str, f64)> {
+        let segs = &r.segments;
+        assert!(!segs.is_empty(), "{r:#?}");
+        assert_eq!(Some(&segs[0].started_at), r.answered_at.as_ref());
+        assert_eq!(segs[segs.len() - 1].ended_at, r.ended_at);
+        for w in segs.windows(2) {
+            assert!(
+                w[0].ended_at.as_ref() <= Some(&w[1].started_at),
+                "{segs:#?}"
+            );
+        }
+        segs.iter().map(|g| (g.agent.as_str(), g.talk_s)).collect()
+    }
+
+    /// The captures from `sip/capture.sh` keep the spool under the run's
+    /// temporary state directory.
+    fn recorded_in_spool(r: &CallRecord) {
+        let want = format!("/spool/monitor/{}.wav", r.call_id);
+        let path = r.recording.as_deref().unwrap_or_default();
+        assert!(path.ends_with(&want), "{path}");
+    }
+
+    fn close(actual: f64, expected: f64) {
+        assert!((actual - expected).abs() <= 0.05, "{actual} vs {expected}");
+    }
+
+    #[test]
+    fn attended_transfer_through_asterisk_22() {
+        // Captured: 101 answers at 2.48 s, presses *2 and dials 102 at 5.92 s
+        // (the caller on music on hold), 102 answers the consultation at
+        // 10.30 s, 101 hangs up at 17.71 s and the bridges merge; 102 talks
+        // to the caller until 29.72 s.
+        let r = one(fixture!("attended_transfer"));
+        recorded_in_spool(&r);
+        assert_eq!(r.call_id, "1796305660.0");
+        assert_eq!(r.caller, "+4930123456");
+        assert_eq!(r.caller_name.as_deref(), Some("Hans Mueller"));
+        assert_eq!(r.disposition, Disposition::Answered);
+        assert_eq!(r.agent.as_deref(), Some("102"));
+        assert_eq!(r.rang, ["101", "102"]);
+        assert_eq!(r.transfers.len(), 1, "{:?}", r.transfers);
+        assert_eq!(r.transfers[0].from.as_deref(), Some("101"));
+        assert_eq!(r.transfers[0].to, "102");
+        assert_eq!(r.transfers[0].kind, TransferKind::Attended);
+        close(r.ring_s, 2.476 - 0.472);
+        close(r.talk_s, 29.719 - 2.476);
+        // 101 has the caller until the transfer completes; 102 from then on,
+        // their consultation with 101 is not talk with the caller.
+        let seg = chained_segments(&r);
+        assert_eq!(seg.len(), 2, "{seg:?}");
+        assert_eq!(seg[0].0, "101");
+        close(seg[0].1, 17.712 - 2.476);
+        assert_eq!(seg[1].0, "102");
+        close(seg[1].1, 29.719 - 17.712);
+        assert_eq!(
+            r.segments[0].ended_at.as_ref(),
+            Some(&r.segments[1].started_at)
+        );
+        // Music on hold from the *2 to the merge, not to the end of the call.
+        close(r.hold_s, 17.712 - 5.920);
+        assert_eq!(r.cause.as_ref().map(|c| c.code), Some(16));
+    }
+
+    #[test]
+    fn attended_transfer_nobody_answers_through_asterisk_22() {
+        // Captured: 101 presses *2 and dials 102 at 5.88 s, 102 rings and
+        // never answers; at 23.25 s Asterisk gives 101 the caller back; 101
+        // hangs up at 43.26 s.
+        let r = one(fixture!("attended_no_answer"));
+        assert_eq!(r.call_id, "1796307847.0");
+        assert_eq!(r.disposition, Disposition::Answered);
+        assert_eq!(r.agent.as_deref(), Some("101"));
+        assert_eq!(r.rang, ["101", "102"]);
+        assert!(r.transfers.is_empty(), "{:?}", r.transfers);
+        let seg = chained_segments(&r);
+        assert_eq!(seg.len(), 1, "{seg:?}");
+        assert_eq!(seg[0].0, "101");
+        close(seg[0].1, 43.258 - 2.437);
+        close(r.hold_s, 23.252 - 5.882);
+    }
+
+    #[test]
+    fn blind_transfer_through_asterisk_22() {
+        // Captured: 101 answers at 2.66 s, presses #1 at 6.10 s (the caller on
+        // music on hold while 101 dials), 102 at 8.47 s; 101's leg hangs up,
+        // the caller's channel rings 102, who answers at 10.48 s and hangs up
+        // at 16.49 s.
+        let r = one(fixture!("blind_transfer"));
+        recorded_in_spool(&r);
+        assert_eq!(r.call_id, "1796305707.0");
+        assert_eq!(r.disposition, Disposition::Answered);
+        assert_eq!(r.agent.as_deref(), Some("102"));
+        assert_eq!(r.rang, ["101", "102"]);
+        assert_eq!(r.transfers.len(), 1, "{:?}", r.transfers);
+        assert_eq!(r.transfers[0].from.as_deref(), Some("101"));
+        assert_eq!(r.transfers[0].to, "102");
+        assert_eq!(r.transfers[0].kind, TransferKind::Blind);
+        close(r.talk_s, 16.490 - 2.657);
+        let seg = chained_segments(&r);
+        assert_eq!(seg.len(), 2, "{seg:?}");
+        assert_eq!(seg[0].0, "101");
+        close(seg[0].1, 8.471 - 2.657);
+        assert_eq!(seg[1].0, "102");
+        close(seg[1].1, 16.490 - 10.482);
+        close(r.hold_s, 8.471 - 6.100);
+    }
+
+    #[test]
+    fn hold_and_unhold_through_asterisk_22() {
+        // Captured: 101 answers at 2.47 s, holds the caller (re-INVITE
+        // sendonly) at 5.47 s, takes them back at 9.48 s, hangs up at 12.49 s.
+        let r = one(fixture!("hold_unhold"));
+        recorded_in_spool(&r);
+        assert_eq!(r.disposition, Disposition::Answered);
+        assert_eq!(r.agent.as_deref(), Some("101"));
+        assert!(r.transfers.is_empty());
+        close(r.talk_s, 12.486 - 2.468);
+        let seg = chained_segments(&r);
+        assert_eq!(seg.len(), 1, "{seg:?}");
+        assert_eq!(seg[0].0, "101");
+        close(seg[0].1, 12.486 - 2.468);
+        close(r.hold_s, 9.481 - 5.473);
+    }
+
     #[test]
     fn synthetic_queue_local_members() {
         let r = one(fixture!("synthetic_queue_local_members"));
@@ -526,6 +655,41 @@ mod tests {
             assert!(v.get(k).is_some(), "missing {k}");
         }
         assert!(run_replay_file(&dir.path().join("missing.ami"), "RU", &mut Vec::new()).is_err());
+    }
+
+    #[test]
+    fn replay_file_prints_one_attended_transfer_for_asterisk_22() {
+        // What `ringside ami-replay attended_transfer.ami` prints.
+        let path = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/ami/attended_transfer.ami"
+        ));
+        let mut out = Vec::new();
+        run_replay_file(path, "RU", &mut out).expect("replay");
+        let text = String::from_utf8(out).expect("utf-8");
+        let lines: Vec<_> = text.lines().collect();
+        assert_eq!(lines.len(), 1, "{text}");
+        let v: serde_json::Value = serde_json::from_str(lines[0]).expect("json");
+        assert_eq!(
+            v["transfers"],
+            serde_json::json!([{"from": "101", "to": "102", "kind": "attended"}])
+        );
+        let agents: Vec<&str> = v["segments"]
+            .as_array()
+            .expect("segments")
+            .iter()
+            .filter_map(|g| g["agent"].as_str())
+            .collect();
+        assert_eq!(agents, ["101", "102"]);
+        assert_eq!(v["segments"][0]["started_at"], v["answered_at"]);
+        assert_eq!(v["segments"][0]["ended_at"], v["segments"][1]["started_at"]);
+        assert_eq!(v["segments"][1]["ended_at"], v["ended_at"]);
+        let secs = |k: &serde_json::Value| k.as_f64().unwrap_or(f64::NAN);
+        assert!(
+            (secs(&v["segments"][1]["talk_s"]) - 12.007).abs() < 0.05,
+            "{v}"
+        );
+        assert!((secs(&v["hold_s"]) - 11.792).abs() < 0.05, "{v}");
     }
 
     #[test]
