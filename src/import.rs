@@ -276,7 +276,7 @@ pub async fn import_contacts<R: Read>(
     let mut owners: HashMap<String, Option<i64>> = HashMap::new();
     let mut companies: HashMap<String, i64> = HashMap::new();
     let mut record = csv::StringRecord::new();
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     let mut in_batch = 0usize;
     let mut bad = |report: &mut ImportReport, line: u64, reason: String| {
         report.bad += 1;
@@ -361,7 +361,7 @@ pub async fn import_contacts<R: Read>(
         in_batch += 1;
         if in_batch >= batch {
             tx.commit().await?;
-            tx = db.pool.begin().await?;
+            tx = db.begin_write().await?;
             in_batch = 0;
         }
     }
