@@ -32,6 +32,42 @@ pub struct Config {
     pub cti_tokens: Vec<(String, String)>,
     pub calls: CallSettings,
     pub callbacks: CallbackSettings,
+    pub http: HttpSettings,
+}
+
+/// `[http]`: how long the HTTP server waits for slow clients, and how many
+/// connections it serves at once.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// From a request's first byte to the end of its headers.
+    pub header_timeout: std::time::Duration,
+    /// From the end of the headers to the end of the body.
+    pub body_timeout: std::time::Duration,
+    /// How long a kept-alive connection may sit with no request.
+    pub idle_timeout: std::time::Duration,
+    /// Open connections (WebSockets included); more wait to be accepted.
+    pub max_connections: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            header_timeout: std::time::Duration::from_secs(10),
+            body_timeout: std::time::Duration::from_secs(30),
+            idle_timeout: std::time::Duration::from_secs(60),
+            max_connections: 1024,
+        }
+    }
+}
+
+/// `[http]` in the file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HttpFile {
+    header_timeout_s: Option<f64>,
+    body_timeout_s: Option<f64>,
+    idle_timeout_s: Option<f64>,
+    max_connections: Option<i64>,
 }
 
 /// `[calls]`: what agents pick from when they wrap a call up.
@@ -168,6 +204,8 @@ struct FileConfig {
     calls: CallsFile,
     #[serde(default)]
     callbacks: CallbacksFile,
+    #[serde(default)]
+    http: HttpFile,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -343,6 +381,7 @@ impl Config {
         let routing = routing_settings(env, fc.routing)?;
         let calls = call_settings(fc.calls)?;
         let callbacks = callback_settings(env, fc.callbacks)?;
+        let http = http_settings(env, fc.http)?;
         Ok(Config {
             database_url,
             redis_url,
@@ -359,6 +398,7 @@ impl Config {
             cti_tokens,
             calls,
             callbacks,
+            http,
         })
     }
 }
@@ -470,6 +510,58 @@ fn callback_settings(
     Ok(CallbackSettings {
         sla_minutes: sla as u32,
         hours,
+    })
+}
+
+fn http_settings(env: &[(String, String)], file: HttpFile) -> Result<HttpSettings, ConfigError> {
+    let d = HttpSettings::default();
+    let secs = |key: &'static str, file: Option<f64>, default: std::time::Duration| {
+        let v = match lookup(env, key) {
+            Some(raw) => raw
+                .trim()
+                .parse::<f64>()
+                .map_err(|_| invalid(key, format!("`{raw}` is not a number of seconds")))?,
+            None => match file {
+                Some(v) => v,
+                None => return Ok(default),
+            },
+        };
+        if !(0.05..=86_400.0).contains(&v) {
+            return Err(invalid(key, "must be between 0.05 and 86400 seconds"));
+        }
+        Ok(std::time::Duration::from_secs_f64(v))
+    };
+    let header_timeout = secs(
+        "RINGSIDE_HTTP_HEADER_TIMEOUT_S",
+        file.header_timeout_s,
+        d.header_timeout,
+    )?;
+    let body_timeout = secs(
+        "RINGSIDE_HTTP_BODY_TIMEOUT_S",
+        file.body_timeout_s,
+        d.body_timeout,
+    )?;
+    let idle_timeout = secs(
+        "RINGSIDE_HTTP_IDLE_TIMEOUT_S",
+        file.idle_timeout_s,
+        d.idle_timeout,
+    )?;
+    let key = "RINGSIDE_HTTP_MAX_CONNECTIONS";
+    let max_connections = match lookup(env, key) {
+        Some(raw) => raw
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| invalid(key, format!("`{raw}` is not a number")))?,
+        None => file.max_connections.unwrap_or(d.max_connections as i64),
+    };
+    if !(1..=1_000_000).contains(&max_connections) {
+        return Err(invalid(key, "must be between 1 and 1000000"));
+    }
+    Ok(HttpSettings {
+        header_timeout,
+        body_timeout,
+        idle_timeout,
+        max_connections: max_connections as usize,
     })
 }
 
