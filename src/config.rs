@@ -145,6 +145,9 @@ pub struct RoutingSettings {
     pub agi_bind: Option<SocketAddr>,
     /// Channel technology a user's extension is dialled with (`PJSIP` → `PJSIP/101`).
     pub channel_tech: String,
+    /// The time routing believes it is at start, running on from there
+    /// (`RINGSIDE_ROUTING_CLOCK`, RFC 3339; for tests). Unset: the system clock.
+    pub clock: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// `[routing]` in the file.
@@ -600,10 +603,24 @@ fn routing_settings(
             format!("`{channel_tech}` is not a channel technology such as PJSIP or SIP"),
         ));
     }
+    let clock = match lookup(env, "RINGSIDE_ROUTING_CLOCK").filter(|s| !s.is_empty()) {
+        Some(raw) => Some(
+            chrono::DateTime::parse_from_rfc3339(raw.trim())
+                .map_err(|_| {
+                    invalid(
+                        "RINGSIDE_ROUTING_CLOCK",
+                        format!("`{raw}` is not a time like 2026-12-07T17:30:00Z"),
+                    )
+                })?
+                .with_timezone(&chrono::Utc),
+        ),
+        None => None,
+    };
     Ok(RoutingSettings {
         default_target,
         agi_bind,
         channel_tech,
+        clock,
     })
 }
 
