@@ -695,6 +695,42 @@ mod tests {
     }
 
     #[test]
+    fn http_limits_come_from_the_file_or_env_and_are_checked() {
+        let c = Config::load_from(None, &env(&[])).unwrap();
+        assert_eq!(c.http.header_timeout, std::time::Duration::from_secs(10));
+        assert_eq!(c.http.max_connections, 1024);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ringside.toml");
+        std::fs::write(
+            &path,
+            "[http]\nheader_timeout_s = 2.5\nidle_timeout_s = 5\nmax_connections = 50\n",
+        )
+        .unwrap();
+        let c = Config::load_from(
+            Some(&path),
+            &env(&[("RINGSIDE_HTTP_BODY_TIMEOUT_S", "0.5")]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.http.header_timeout,
+            std::time::Duration::from_millis(2500)
+        );
+        assert_eq!(c.http.idle_timeout, std::time::Duration::from_secs(5));
+        assert_eq!(c.http.body_timeout, std::time::Duration::from_millis(500));
+        assert_eq!(c.http.max_connections, 50);
+        for (k, v) in [
+            ("RINGSIDE_HTTP_HEADER_TIMEOUT_S", "soon"),
+            ("RINGSIDE_HTTP_BODY_TIMEOUT_S", "0"),
+            ("RINGSIDE_HTTP_IDLE_TIMEOUT_S", "-1"),
+            ("RINGSIDE_HTTP_MAX_CONNECTIONS", "0"),
+            ("RINGSIDE_ROUTING_CLOCK", "tomorrow"),
+        ] {
+            let err = Config::load_from(None, &env(&[(k, v)])).unwrap_err();
+            assert!(err.to_string().starts_with(k), "{k}={v}: {err}");
+        }
+    }
+
+    #[test]
     fn phone_settings_are_checked_at_load() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ringside.toml");

@@ -120,6 +120,11 @@ struct ConnState {
     head_started: AtomicU64,
     in_request: AtomicUsize,
     upgraded: AtomicBool,
+    /// The task that last found nothing to read or write: woken when a
+    /// request ends, so that the socket is polled again and the idle
+    /// deadline armed (a read left pending during the request armed none,
+    /// or a header deadline that no longer applies).
+    reader: std::sync::Mutex<Option<std::task::Waker>>,
     header_timeout: Duration,
     idle_timeout: Duration,
 }
@@ -175,6 +180,7 @@ impl ConnIo {
                 head_started: AtomicU64::new(0),
                 in_request: AtomicUsize::new(0),
                 upgraded: AtomicBool::new(false),
+                reader: std::sync::Mutex::new(None),
                 header_timeout: settings.header_timeout,
                 idle_timeout: settings.idle_timeout,
             }),
@@ -185,6 +191,15 @@ impl ConnIo {
 
     /// `Ready(err)` when the deadline has passed, else arms the timer.
     fn check_deadline(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
+        if self.state.upgraded.load(Ordering::Acquire) {
+            return Poll::Pending;
+        }
+        {
+            let mut reader = self.state.reader.lock().unwrap_or_else(|e| e.into_inner());
+            if !reader.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                *reader = Some(cx.waker().clone());
+            }
+        }
         let Some(deadline) = self.state.deadline() else {
             return Poll::Pending;
         };
@@ -329,6 +344,15 @@ impl Drop for InRequest {
         let now = self.0.now_ms();
         self.0.last_activity.store(now, Ordering::Relaxed);
         self.0.in_request.fetch_sub(1, Ordering::AcqRel);
+        let waker = self
+            .0
+            .reader
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(w) = waker {
+            w.wake();
+        }
     }
 }
 
