@@ -166,3 +166,76 @@ async fn past_the_connection_cap_new_clients_wait_until_a_slot_frees() {
         .unwrap();
     assert_eq!(status, 200);
 }
+
+#[tokio::test]
+async fn out_of_file_descriptors_the_server_backs_off_and_recovers() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = support::fresh_database(dir.path()).await;
+    let db = ringside::store::Db::connect(&db_url).await.unwrap();
+    db.migrate().await.unwrap();
+    // A file limit far below the connections that will come.
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -n 128 && exec \"$0\" serve")
+        .arg(support::bin())
+        .current_dir(dir.path())
+        .env("RINGSIDE_DATABASE_URL", &db_url)
+        .env("RINGSIDE_HTTP_BIND", "127.0.0.1:0")
+        .env("RINGSIDE_HTTP_HEADER_TIMEOUT_S", "1")
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let accept_errors = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = accept_errors.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("accept error") {
+                seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            if let Some(i) = line.find("ringside ready: http://") {
+                let rest = &line[i + "ringside ready: http://".len()..];
+                let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_owned());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("ringside did not report ready");
+    let mut slow = Vec::new();
+    for _ in 0..300 {
+        let mut s = TcpStream::connect(&addr).await.unwrap();
+        let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await;
+        slow.push(s);
+    }
+    // The slow clients are cut off and the server gets to a normal one.
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = client
+            .get(format!("http://{addr}/healthz"))
+            .timeout(Duration::from_secs(20))
+            .send()
+            .await;
+        let last = match r {
+            Ok(r) if r.status() == 200 => break,
+            Ok(r) => r.status().to_string(),
+            Err(e) => e.to_string(),
+        };
+        assert!(Instant::now() < deadline, "/healthz never answered: {last}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(child.try_wait().unwrap().is_none(), "the server stopped");
+    // It did run out, and did not retry in a busy loop.
+    let errors = accept_errors.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(errors > 0, "the file limit was never reached");
+    assert!(errors < 500, "{errors} accept errors: no back-off");
+    let _ = child.kill();
+    let _ = child.wait();
+}
