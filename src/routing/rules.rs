@@ -922,6 +922,61 @@ mod tests {
     }
 
     #[test]
+    fn closing_at_00_00_is_the_end_of_the_day_and_loads() {
+        let d = build_rule(
+            RuleInput {
+                kind: Some("hours".into()),
+                name: Some("Evening".into()),
+                schedule: Some(ScheduleSpec {
+                    timezone: "UTC".into(),
+                    days: vec!["mon-fri".into()],
+                    from: "17:00".into(),
+                    to: "00:00".into(),
+                }),
+                target: Some(TargetSpec::Pbx("Queue/evening".into())),
+                ..Default::default()
+            },
+            None,
+        )
+        .unwrap();
+        assert_eq!(d.close_minute, Some(1440));
+        // A row written with 0 by an earlier version loads as 24:00 too.
+        let mut row = RuleRow {
+            id: 1,
+            priority: d.priority,
+            name: d.name.clone(),
+            kind: d.kind.clone(),
+            enabled: 1,
+            match_number: None,
+            timezone: d.timezone.clone(),
+            days: d.days.clone(),
+            open_minute: d.open_minute,
+            close_minute: Some(0),
+            target: d.target.clone(),
+            outside_target: None,
+        };
+        let rule = Rule::from_row(&row, str::to_owned).unwrap();
+        let RuleKind::Hours { schedule, .. } = rule.kind else {
+            panic!("not an hours rule");
+        };
+        assert_eq!(schedule.close, 1440);
+        let monday = |h, m| Utc.with_ymd_and_hms(2026, 12, 7, h, m, 0).unwrap();
+        assert!(schedule.contains(monday(23, 59)));
+        assert!(!schedule.contains(monday(16, 59)));
+        // A stored row that cannot load is refused when it is changed.
+        row.close_minute = Some(2000);
+        let err = build_rule(
+            RuleInput {
+                name: Some("Renamed".into()),
+                ..Default::default()
+            },
+            Some(&row),
+        )
+        .unwrap_err();
+        assert!(err.contains("opening and closing"), "{err}");
+    }
+
+    #[test]
     fn days_accept_ranges_and_names_but_not_words() {
         assert_eq!(
             parse_days(["sat-mon"].into_iter()).unwrap(),
