@@ -33,6 +33,42 @@ pub struct Config {
     pub calls: CallSettings,
     pub callbacks: CallbackSettings,
     pub access: AccessSettings,
+    pub http: HttpSettings,
+}
+
+/// `[http]`: how long the HTTP server waits for slow clients, and how many
+/// connections it serves at once.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// From a request's first byte to the end of its headers.
+    pub header_timeout: std::time::Duration,
+    /// From the end of the headers to the end of the body.
+    pub body_timeout: std::time::Duration,
+    /// How long a kept-alive connection may sit with no request.
+    pub idle_timeout: std::time::Duration,
+    /// Open connections (WebSockets included); more wait to be accepted.
+    pub max_connections: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            header_timeout: std::time::Duration::from_secs(10),
+            body_timeout: std::time::Duration::from_secs(30),
+            idle_timeout: std::time::Duration::from_secs(60),
+            max_connections: 1024,
+        }
+    }
+}
+
+/// `[http]` in the file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HttpFile {
+    header_timeout_s: Option<f64>,
+    body_timeout_s: Option<f64>,
+    idle_timeout_s: Option<f64>,
+    max_connections: Option<i64>,
 }
 
 /// Who the HTTP side trusts and how it guards what it sends.
@@ -193,6 +229,9 @@ pub struct RoutingSettings {
     pub agi_bind: Option<SocketAddr>,
     /// Channel technology a user's extension is dialled with (`PJSIP` → `PJSIP/101`).
     pub channel_tech: String,
+    /// The time routing believes it is at start, running on from there
+    /// (`RINGSIDE_ROUTING_CLOCK`, RFC 3339; for tests). Unset: the system clock.
+    pub clock: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// `[routing]` in the file.
@@ -255,6 +294,8 @@ struct FileConfig {
     calls: CallsFile,
     #[serde(default)]
     callbacks: CallbacksFile,
+    #[serde(default)]
+    http: HttpFile,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -431,6 +472,7 @@ impl Config {
         let calls = call_settings(env, fc.calls)?;
         let callbacks = callback_settings(env, fc.callbacks)?;
         let access = access_settings(env, fc.trusted_proxies, fc.cookie_secure, fc.metrics_token)?;
+        let http = http_settings(env, fc.http)?;
         Ok(Config {
             database_url,
             redis_url,
@@ -448,6 +490,7 @@ impl Config {
             calls,
             callbacks,
             access,
+            http,
         })
     }
 }
@@ -586,6 +629,58 @@ fn callback_settings(
     })
 }
 
+fn http_settings(env: &[(String, String)], file: HttpFile) -> Result<HttpSettings, ConfigError> {
+    let d = HttpSettings::default();
+    let secs = |key: &'static str, file: Option<f64>, default: std::time::Duration| {
+        let v = match lookup(env, key) {
+            Some(raw) => raw
+                .trim()
+                .parse::<f64>()
+                .map_err(|_| invalid(key, format!("`{raw}` is not a number of seconds")))?,
+            None => match file {
+                Some(v) => v,
+                None => return Ok(default),
+            },
+        };
+        if !(0.05..=86_400.0).contains(&v) {
+            return Err(invalid(key, "must be between 0.05 and 86400 seconds"));
+        }
+        Ok(std::time::Duration::from_secs_f64(v))
+    };
+    let header_timeout = secs(
+        "RINGSIDE_HTTP_HEADER_TIMEOUT_S",
+        file.header_timeout_s,
+        d.header_timeout,
+    )?;
+    let body_timeout = secs(
+        "RINGSIDE_HTTP_BODY_TIMEOUT_S",
+        file.body_timeout_s,
+        d.body_timeout,
+    )?;
+    let idle_timeout = secs(
+        "RINGSIDE_HTTP_IDLE_TIMEOUT_S",
+        file.idle_timeout_s,
+        d.idle_timeout,
+    )?;
+    let key = "RINGSIDE_HTTP_MAX_CONNECTIONS";
+    let max_connections = match lookup(env, key) {
+        Some(raw) => raw
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| invalid(key, format!("`{raw}` is not a number")))?,
+        None => file.max_connections.unwrap_or(d.max_connections as i64),
+    };
+    if !(1..=1_000_000).contains(&max_connections) {
+        return Err(invalid(key, "must be between 1 and 1000000"));
+    }
+    Ok(HttpSettings {
+        header_timeout,
+        body_timeout,
+        idle_timeout,
+        max_connections: max_connections as usize,
+    })
+}
+
 fn routing_settings(
     env: &[(String, String)],
     file: RoutingFile,
@@ -621,10 +716,24 @@ fn routing_settings(
             format!("`{channel_tech}` is not a channel technology such as PJSIP or SIP"),
         ));
     }
+    let clock = match lookup(env, "RINGSIDE_ROUTING_CLOCK").filter(|s| !s.is_empty()) {
+        Some(raw) => Some(
+            chrono::DateTime::parse_from_rfc3339(raw.trim())
+                .map_err(|_| {
+                    invalid(
+                        "RINGSIDE_ROUTING_CLOCK",
+                        format!("`{raw}` is not a time like 2026-12-07T17:30:00Z"),
+                    )
+                })?
+                .with_timezone(&chrono::Utc),
+        ),
+        None => None,
+    };
     Ok(RoutingSettings {
         default_target,
         agi_bind,
         channel_tech,
+        clock,
     })
 }
 
@@ -739,6 +848,42 @@ mod tests {
         ] {
             let err = Config::load_from(None, &env(&[(k, v)])).unwrap_err();
             assert!(err.to_string().starts_with(k), "{err}");
+        }
+    }
+
+    #[test]
+    fn http_limits_come_from_the_file_or_env_and_are_checked() {
+        let c = Config::load_from(None, &env(&[])).unwrap();
+        assert_eq!(c.http.header_timeout, std::time::Duration::from_secs(10));
+        assert_eq!(c.http.max_connections, 1024);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ringside.toml");
+        std::fs::write(
+            &path,
+            "[http]\nheader_timeout_s = 2.5\nidle_timeout_s = 5\nmax_connections = 50\n",
+        )
+        .unwrap();
+        let c = Config::load_from(
+            Some(&path),
+            &env(&[("RINGSIDE_HTTP_BODY_TIMEOUT_S", "0.5")]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.http.header_timeout,
+            std::time::Duration::from_millis(2500)
+        );
+        assert_eq!(c.http.idle_timeout, std::time::Duration::from_secs(5));
+        assert_eq!(c.http.body_timeout, std::time::Duration::from_millis(500));
+        assert_eq!(c.http.max_connections, 50);
+        for (k, v) in [
+            ("RINGSIDE_HTTP_HEADER_TIMEOUT_S", "soon"),
+            ("RINGSIDE_HTTP_BODY_TIMEOUT_S", "0"),
+            ("RINGSIDE_HTTP_IDLE_TIMEOUT_S", "-1"),
+            ("RINGSIDE_HTTP_MAX_CONNECTIONS", "0"),
+            ("RINGSIDE_ROUTING_CLOCK", "tomorrow"),
+        ] {
+            let err = Config::load_from(None, &env(&[(k, v)])).unwrap_err();
+            assert!(err.to_string().starts_with(k), "{k}={v}: {err}");
         }
     }
 

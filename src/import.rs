@@ -1,9 +1,15 @@
 //! Bulk contact import from CSV: streams the file (bounded memory whatever its
 //! size), maps columns by header, reports bad rows by line number and keeps the
 //! good ones, and merges rows whose normalized phone is already known.
+//!
+//! Rows are cut from the file line by line here rather than by a CSV
+//! reader, so that one stray quote cannot swallow the lines after it: a
+//! quoted value may run over several lines only when the row it ends in
+//! has as many values as the header; otherwise the quote's line is
+//! reported ("unbalanced quote") and reading goes on at the next line.
 
-use std::collections::HashMap;
-use std::io::Read;
+use std::collections::{HashMap, VecDeque};
+use std::io::{BufRead, BufReader, Read};
 
 use crate::crm::phones::PhoneNormalizer;
 use crate::store::contacts::{ContactData, Phone};
@@ -116,6 +122,10 @@ pub enum ImportError {
     UnknownHeader(&'static str, String),
     #[error("reading the CSV: {0}")]
     Csv(#[from] csv::Error),
+    #[error("reading the file: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the header row (line {0}) {1}")]
+    BadHeader(u64, String),
     #[error("database: {0}")]
     Store(#[from] crate::store::StoreError),
     #[error("database: {0}")]
@@ -265,18 +275,33 @@ pub async fn import_contacts<R: Read>(
     opts: &ImportOptions,
     mut on_bad: impl FnMut(u64, &str),
 ) -> Result<ImportReport, ImportError> {
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(opts.delimiter.unwrap_or(b','))
-        .flexible(true)
-        .from_reader(input);
-    let headers = reader.headers()?.clone();
+    let delimiter = char::from(opts.delimiter.unwrap_or(b','));
+    let mut lines = Lines::new(input);
+    let headers = loop {
+        let Some((no, raw)) = lines.next()? else {
+            return Err(ImportError::NoHeader);
+        };
+        let text = String::from_utf8(raw)
+            .map_err(|_| ImportError::BadHeader(no, "is not UTF-8 text".into()))?;
+        let text = text.strip_prefix('\u{feff}').unwrap_or(&text).to_owned();
+        if text.trim().is_empty() {
+            continue;
+        }
+        match split_fields(&text, delimiter) {
+            Some(f) => break f,
+            None => {
+                return Err(ImportError::BadHeader(no, "has an unbalanced quote".into()));
+            }
+        }
+    };
+    let width = headers.len();
+    let headers = csv::StringRecord::from(headers);
     let cols = Columns::resolve(&headers, opts)?;
     let batch = opts.batch.max(1);
     let mut report = ImportReport::default();
     let mut owners: HashMap<String, Option<i64>> = HashMap::new();
     let mut companies: HashMap<String, i64> = HashMap::new();
-    let mut record = csv::StringRecord::new();
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     let mut in_batch = 0usize;
     let mut bad = |report: &mut ImportReport, line: u64, reason: String| {
         report.bad += 1;
@@ -285,23 +310,43 @@ pub async fn import_contacts<R: Read>(
             report.bad_samples.push((line, reason));
         }
     };
-    loop {
-        let line = reader.position().line() + 1;
-        match reader.read_record(&mut record) {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(e) => {
-                report.rows += 1;
-                let at = e.position().map(|p| p.line()).unwrap_or(line);
-                bad(&mut report, at, format!("unreadable CSV: {e}"));
-                if e.is_io_error() {
-                    break;
-                }
-                continue;
-            }
+    while let Some((line, raw)) = lines.next()? {
+        let Ok(text) = String::from_utf8(raw) else {
+            report.rows += 1;
+            bad(&mut report, line, "the line is not UTF-8 text".into());
+            continue;
+        };
+        if text.trim().is_empty() {
+            continue;
         }
         report.rows += 1;
-        let line = record.position().map(|p| p.line()).unwrap_or(line);
+        let fields = match split_fields(&text, delimiter) {
+            Some(f) => f,
+            None => match lines.continue_quoted(text, delimiter, width)? {
+                Some(f) => f,
+                None => {
+                    bad(
+                        &mut report,
+                        line,
+                        "unbalanced quote: a quoted value starts on this line and is not closed"
+                            .into(),
+                    );
+                    continue;
+                }
+            },
+        };
+        if fields.len() != width {
+            bad(
+                &mut report,
+                line,
+                format!(
+                    "{} values where the header has {width} (a delimiter inside an unquoted value?)",
+                    fields.len()
+                ),
+            );
+            continue;
+        }
+        let record = csv::StringRecord::from(fields);
         let mut row = match parse_row(&record, &cols, phones) {
             Ok(r) => r,
             Err(reason) => {
@@ -361,10 +406,164 @@ pub async fn import_contacts<R: Read>(
         in_batch += 1;
         if in_batch >= batch {
             tx.commit().await?;
-            tx = db.pool.begin().await?;
+            tx = db.begin_write().await?;
             in_batch = 0;
         }
     }
     tx.commit().await?;
     Ok(report)
+}
+
+/// Longest run of lines one quoted value may span.
+const MAX_QUOTED_LINES: usize = 1000;
+/// Longest row a quoted value may make.
+const MAX_QUOTED_BYTES: usize = 1 << 20;
+
+/// Physical lines of the input with their numbers (from 1), without line
+/// endings; lines read ahead for a quoted value can be given back.
+struct Lines<R> {
+    input: BufReader<R>,
+    read: u64,
+    back: VecDeque<(u64, Vec<u8>)>,
+}
+
+impl<R: Read> Lines<R> {
+    fn new(input: R) -> Self {
+        Lines {
+            input: BufReader::with_capacity(64 * 1024, input),
+            read: 0,
+            back: VecDeque::new(),
+        }
+    }
+
+    fn next(&mut self) -> std::io::Result<Option<(u64, Vec<u8>)>> {
+        if let Some(l) = self.back.pop_front() {
+            return Ok(Some(l));
+        }
+        let mut buf = Vec::new();
+        if self.input.read_until(b'\n', &mut buf)? == 0 {
+            return Ok(None);
+        }
+        if buf.last() == Some(&b'\n') {
+            buf.pop();
+        }
+        if buf.last() == Some(&b'\r') {
+            buf.pop();
+        }
+        self.read += 1;
+        Ok(Some((self.read, buf)))
+    }
+
+    /// `first` ends inside a quoted value: joins the next lines until the
+    /// value closes. The row counts only if it then has `width` values and
+    /// none of the lines it took in is a whole row by itself; otherwise
+    /// the lines are given back and `None` means the quote is unbalanced.
+    fn continue_quoted(
+        &mut self,
+        first: String,
+        delimiter: char,
+        width: usize,
+    ) -> std::io::Result<Option<Vec<String>>> {
+        let mut joined = first;
+        let mut taken: Vec<(u64, Vec<u8>)> = Vec::new();
+        let mut found = None;
+        while taken.len() < MAX_QUOTED_LINES && joined.len() < MAX_QUOTED_BYTES {
+            let Some((no, raw)) = self.next()? else {
+                break;
+            };
+            let Ok(text) = std::str::from_utf8(&raw) else {
+                taken.push((no, raw));
+                break;
+            };
+            let looks_like_a_row = split_fields(text, delimiter).is_some_and(|f| f.len() == width);
+            joined.push('\n');
+            joined.push_str(text);
+            taken.push((no, raw));
+            if let Some(fields) = split_fields(&joined, delimiter) {
+                if fields.len() == width {
+                    found = Some(fields);
+                }
+                break;
+            }
+            if looks_like_a_row {
+                break;
+            }
+        }
+        if found.is_none() {
+            for l in taken.into_iter().rev() {
+                self.back.push_front(l);
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// Splits one row into values (RFC 4180: a value that starts with `"` is
+/// quoted, `""` inside it is a quote; a quote inside an unquoted value is
+/// kept as it is). `None`: the row ends inside a quoted value.
+fn split_fields(text: &str, delimiter: char) -> Option<Vec<String>> {
+    #[derive(PartialEq)]
+    enum At {
+        Start,
+        Plain,
+        Quoted,
+        QuoteInQuoted,
+    }
+    let mut fields = Vec::new();
+    let mut cur = String::new();
+    let mut at = At::Start;
+    for c in text.chars() {
+        at = match at {
+            At::Start if c == '"' => At::Quoted,
+            At::Start | At::Plain if c == delimiter => {
+                fields.push(std::mem::take(&mut cur));
+                At::Start
+            }
+            At::Start | At::Plain => {
+                cur.push(c);
+                At::Plain
+            }
+            At::Quoted if c == '"' => At::QuoteInQuoted,
+            At::Quoted => {
+                cur.push(c);
+                At::Quoted
+            }
+            At::QuoteInQuoted if c == '"' => {
+                cur.push('"');
+                At::Quoted
+            }
+            At::QuoteInQuoted if c == delimiter => {
+                fields.push(std::mem::take(&mut cur));
+                At::Start
+            }
+            // `"Firm" 17`: text after the closing quote stays in the value.
+            At::QuoteInQuoted => {
+                cur.push(c);
+                At::Plain
+            }
+        };
+    }
+    if at == At::Quoted {
+        return None;
+    }
+    fields.push(cur);
+    Some(fields)
+}
+
+#[cfg(test)]
+mod split_tests {
+    use super::split_fields;
+
+    #[test]
+    fn values_are_split_as_rfc_4180_says() {
+        let f = |s: &str| split_fields(s, ',');
+        assert_eq!(f("a,b,,c").unwrap(), ["a", "b", "", "c"]);
+        assert_eq!(f("\"a,b\",c").unwrap(), ["a,b", "c"]);
+        assert_eq!(f("\"say \"\"hi\"\"\",x").unwrap(), ["say \"hi\"", "x"]);
+        assert_eq!(f("Ivan \"Vanya\" P,x").unwrap(), ["Ivan \"Vanya\" P", "x"]);
+        assert_eq!(f("\"Firm\" 17,x").unwrap(), ["Firm 17", "x"]);
+        assert_eq!(f("").unwrap(), [""]);
+        assert!(f("a,\"open").is_none());
+        assert!(f("a,\"open\"\"").is_none());
+    }
 }

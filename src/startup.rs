@@ -86,14 +86,13 @@ impl Server {
             }
             None => None,
         };
-        let router = app(self.state);
+        let router = app(self.state.clone());
         tracing::info!(%addr, "ringside ready: http://{addr}");
-        axum::serve(
-            self.listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+        let listener =
+            crate::http::serve::ConnListener::new(self.listener, self.state.config.http.clone());
+        axum::serve(listener, crate::http::serve::MakeConnService::new(router))
+            .with_graceful_shutdown(shutdown_signal())
+            .await?;
         refresh.abort();
         if let Some(agi) = agi {
             agi.abort();

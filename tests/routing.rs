@@ -194,10 +194,32 @@ async fn did_rule_routes_by_the_dialled_number() {
     );
 }
 
+/// Clock settings that put the server at several times of a Monday (UTC):
+/// around midnight, the evening hour whose window used to end at 00:00, noon.
+const CLOCKS: &[&str] = &[
+    "2026-12-07T00:00:00Z",
+    "2026-12-07T06:15:00Z",
+    "2026-12-07T12:00:00Z",
+    "2026-12-07T17:30:00Z",
+    "2026-12-07T22:45:00Z",
+    "2026-12-07T23:59:00Z",
+];
+
 #[tokio::test]
 async fn hours_rule_sends_calls_inside_and_outside_the_window_apart() {
-    let (app, token, _) = app_with(&[("RINGSIDE_ROUTING_DEFAULT_TARGET", "Queue/support")]).await;
-    let hour = chrono::Utc::now()
+    for clock in CLOCKS {
+        hours_rule_at(clock).await;
+    }
+}
+
+async fn hours_rule_at(clock: &str) {
+    let (app, token, _) = app_with(&[
+        ("RINGSIDE_ROUTING_DEFAULT_TARGET", "Queue/support"),
+        ("RINGSIDE_ROUTING_CLOCK", clock),
+    ])
+    .await;
+    let hour = chrono::DateTime::parse_from_rfc3339(clock)
+        .unwrap()
         .format("%H")
         .to_string()
         .parse::<u32>()
@@ -244,6 +266,36 @@ async fn hours_rule_sends_calls_inside_and_outside_the_window_apart() {
         v["reason"].as_str().unwrap().contains("inside hours"),
         "{v}"
     );
+}
+
+#[tokio::test]
+async fn a_window_closing_at_midnight_or_past_it_applies() {
+    // (clock, from, to, inside?)
+    let cases = [
+        ("2026-12-07T23:30:00Z", "22:00", "00:00", true),
+        ("2026-12-07T23:59:00Z", "17:00", "00:00", true),
+        ("2026-12-07T21:59:00Z", "22:00", "00:00", false),
+        ("2026-12-08T00:00:00Z", "22:00", "00:00", false),
+        ("2026-12-08T03:00:00Z", "22:00", "06:00", true),
+        ("2026-12-07T23:00:00Z", "22:00", "06:00", true),
+        ("2026-12-08T06:00:00Z", "22:00", "06:00", false),
+        ("2026-12-07T12:00:00Z", "22:00", "06:00", false),
+    ];
+    for (clock, from, to, inside) in cases {
+        let (app, token, _) = app_with(&[("RINGSIDE_ROUTING_CLOCK", clock)]).await;
+        let rule = add_rule(
+            &app,
+            &token,
+            json!({"kind": "hours", "name": "Evening", "priority": 1,
+                   "schedule": {"timezone": "UTC", "days": ["mon-sun"], "from": from, "to": to},
+                   "target": {"pbx": "Queue/evening"}, "outside_target": {"pbx": "Queue/day"}}),
+        )
+        .await;
+        let v = route(&app, &token, "+4930123456", "").await;
+        let want = if inside { "Queue/evening" } else { "Queue/day" };
+        assert_eq!(v["target"], want, "{from}-{to} at {clock}: {v}");
+        assert_eq!(v["rule"]["id"], rule["id"], "{from}-{to} at {clock}: {v}");
+    }
 }
 
 #[tokio::test]

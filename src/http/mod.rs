@@ -14,6 +14,7 @@ pub mod leads;
 pub mod lookup;
 pub mod ops;
 pub mod routing;
+pub mod serve;
 pub mod tasks;
 pub mod users;
 pub mod web;
@@ -179,6 +180,10 @@ pub fn app(state: AppState) -> Router {
         .merge(web::router())
         .fallback(|| async { ApiError::not_found("route") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            serve::body_deadline,
+        ))
         .layer(middleware::from_fn(refuse_oversized))
         .layer(middleware::from_fn(guard_responses))
         .layer(middleware::from_fn_with_state(

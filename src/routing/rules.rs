@@ -209,6 +209,8 @@ impl ScheduleSpec {
         if open == close {
             return Err(format!("{field}: from and to must differ"));
         }
+        // Closing at 00:00 is closing at the end of the day.
+        let close = if close == 0 { 1440 } else { close };
         Ok(Schedule {
             tz,
             days,
@@ -296,8 +298,9 @@ impl Rule {
                     .map_err(|_| "an hours rule needs a valid time zone".to_owned())?;
                 let days = parse_days(row.days.as_deref().unwrap_or("").split(','))?;
                 let (open, close) = match (row.open_minute, row.close_minute) {
-                    (Some(o), Some(c)) if (0..1440).contains(&o) && (1..=1440).contains(&c) => {
-                        (o as u32, c as u32)
+                    // 0 was stored for `to: "00:00"` before it was read as 24:00.
+                    (Some(o), Some(c)) if (0..1440).contains(&o) && (0..=1440).contains(&c) => {
+                        (o as u32, if c == 0 { 1440 } else { c as u32 })
                     }
                     _ => return Err("an hours rule needs its opening and closing times".into()),
                 };
@@ -433,7 +436,7 @@ pub struct ScheduleSpec {
     pub days: Vec<String>,
     /// Opening time, `09:00`.
     pub from: String,
-    /// Closing time, `18:00` (`24:00` for midnight; earlier than `from` runs past midnight).
+    /// Closing time, `18:00` (`00:00` or `24:00` for midnight; earlier than `from` runs past midnight).
     pub to: String,
 }
 
@@ -656,6 +659,22 @@ pub fn build_rule(input: RuleInput, base: Option<&RuleRow>) -> Result<RuleData, 
             }
         },
     }
+    // What is stored must load: a rule the router would skip is refused now.
+    let row = RuleRow {
+        id: 0,
+        priority: d.priority,
+        name: d.name.clone(),
+        kind: d.kind.clone(),
+        enabled: i64::from(d.enabled),
+        match_number: d.match_number.clone(),
+        timezone: d.timezone.clone(),
+        days: d.days.clone(),
+        open_minute: d.open_minute,
+        close_minute: d.close_minute,
+        target: d.target.clone(),
+        outside_target: d.outside_target.clone(),
+    };
+    Rule::from_row(&row, str::to_owned)?;
     Ok(d)
 }
 
@@ -900,6 +919,61 @@ mod tests {
             let err = s.parse("hours").unwrap_err();
             assert!(err.contains(needle), "{err}");
         }
+    }
+
+    #[test]
+    fn closing_at_00_00_is_the_end_of_the_day_and_loads() {
+        let d = build_rule(
+            RuleInput {
+                kind: Some("hours".into()),
+                name: Some("Evening".into()),
+                schedule: Some(ScheduleSpec {
+                    timezone: "UTC".into(),
+                    days: vec!["mon-fri".into()],
+                    from: "17:00".into(),
+                    to: "00:00".into(),
+                }),
+                target: Some(TargetSpec::Pbx("Queue/evening".into())),
+                ..Default::default()
+            },
+            None,
+        )
+        .unwrap();
+        assert_eq!(d.close_minute, Some(1440));
+        // A row written with 0 by an earlier version loads as 24:00 too.
+        let mut row = RuleRow {
+            id: 1,
+            priority: d.priority,
+            name: d.name.clone(),
+            kind: d.kind.clone(),
+            enabled: 1,
+            match_number: None,
+            timezone: d.timezone.clone(),
+            days: d.days.clone(),
+            open_minute: d.open_minute,
+            close_minute: Some(0),
+            target: d.target.clone(),
+            outside_target: None,
+        };
+        let rule = Rule::from_row(&row, str::to_owned).unwrap();
+        let RuleKind::Hours { schedule, .. } = rule.kind else {
+            panic!("not an hours rule");
+        };
+        assert_eq!(schedule.close, 1440);
+        let monday = |h, m| Utc.with_ymd_and_hms(2026, 12, 7, h, m, 0).unwrap();
+        assert!(schedule.contains(monday(23, 59)));
+        assert!(!schedule.contains(monday(16, 59)));
+        // A stored row that cannot load is refused when it is changed.
+        row.close_minute = Some(2000);
+        let err = build_rule(
+            RuleInput {
+                name: Some("Renamed".into()),
+                ..Default::default()
+            },
+            Some(&row),
+        )
+        .unwrap_err();
+        assert!(err.contains("opening and closing"), "{err}");
     }
 
     #[test]

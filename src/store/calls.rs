@@ -271,7 +271,7 @@ impl Db {
     /// it and owns its outputs (lead, callback, timeline entry); `false`
     /// that it was logged already (a replay, a reconnect, another node).
     pub async fn claim_call(&self, c: &NewCall) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let won: Option<i64> = sqlx::query_scalar(
             "INSERT INTO calls (call_id, direction, caller, caller_name, callee, did, queue, \
              originator, originator_user_id, agent, agent_user_id, disposition, cause_code, cause_text, \
@@ -403,7 +403,7 @@ impl Db {
 
     /// Moves a logged call, and its timeline entry, to a contact's card.
     pub async fn relink_call(&self, call_id: &str, contact_id: i64) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let calls = sqlx::query("UPDATE calls SET contact_id = $1 WHERE call_id = $2")
             .bind(contact_id)
             .bind(call_id)

@@ -68,9 +68,9 @@ const CONTACT_SELECT: &str = "SELECT c.id, c.name, c.company_id, co.name AS comp
 
 impl Db {
     pub async fn create_contact(&self, d: &ContactData) -> Result<Contact> {
-        let mut tx = self.pool.begin().await?;
-        let now = now_ms();
         let company_name = self.company_name(d.company_id).await?;
+        let mut tx = self.begin_write().await?;
+        let now = now_ms();
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO contacts (name, company_id, owner_id, email, notes, search_text, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING id",
@@ -91,8 +91,8 @@ impl Db {
     }
 
     pub async fn update_contact(&self, id: i64, d: &ContactData) -> Result<Contact> {
-        let mut tx = self.pool.begin().await?;
         let company_name = self.company_name(d.company_id).await?;
+        let mut tx = self.begin_write().await?;
         let n = sqlx::query(
             "UPDATE contacts SET name = $1, company_id = $2, owner_id = $3, email = $4, notes = $5, \
              search_text = $6, updated_at = $7 WHERE id = $8",

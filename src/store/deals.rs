@@ -83,7 +83,7 @@ impl Db {
         name: &str,
         stages: &[(String, String)],
     ) -> Result<Pipeline> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO pipelines (name, created_at) VALUES ($1, $2) RETURNING id",
         )
@@ -146,7 +146,7 @@ impl Db {
             .first()
             .ok_or_else(|| StoreError::Invalid("the pipeline has no stages".into()))?;
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO deals (title, contact_id, owner_id, pipeline_id, stage_id, amount_minor, currency, \
              status, stage_entered_at, created_at, updated_at) \
@@ -222,7 +222,7 @@ impl Db {
         }
         let now = now_ms();
         let closed_at = (to.outcome != "open").then_some(now);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "UPDATE deal_stage_history SET left_at = $1 WHERE deal_id = $2 AND left_at IS NULL",
         )

@@ -103,8 +103,10 @@ impl Db {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
                         conn.execute(
-                            "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON; \
-                             PRAGMA busy_timeout=10000; PRAGMA synchronous=NORMAL;",
+                            // The busy timeout first: switching to WAL may itself
+                            // wait for another connection's lock.
+                            "PRAGMA busy_timeout=10000; PRAGMA journal_mode=WAL; \
+                         PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL;",
                         )
                         .await?;
                     }
@@ -115,6 +117,23 @@ impl Db {
             .await
             .map_err(|e| anyhow::anyhow!("cannot open database `{url}`: {e}"))?;
         Ok(Db { pool, backend })
+    }
+
+    /// Starts a transaction that will write. On SQLite it takes the write
+    /// lock at once (`BEGIN IMMEDIATE`), waiting up to the busy timeout for
+    /// another writer: a deferred transaction that reads first and then
+    /// writes would fail at once with "database is locked" when a
+    /// concurrent writer got in between, and the busy timeout cannot help
+    /// it. PostgreSQL's row locks wait on their own.
+    ///
+    /// Do not use the pool inside the transaction: everything it reads
+    /// must go through the transaction, or writers waiting for the lock
+    /// can hold every connection while the one holding it waits for one.
+    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
     }
 
     pub async fn migrate(&self) -> anyhow::Result<()> {

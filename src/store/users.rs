@@ -57,7 +57,7 @@ const USER_COLS: &str = "id, login, name, role, team_id, locale, active";
 
 impl Db {
     pub async fn create_user(&self, u: NewUser<'_>) -> Result<User> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO users (login, name, role, team_id, locale, password_hash, active, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, 1, $7) RETURNING id",
@@ -132,8 +132,15 @@ impl Db {
     }
 
     pub async fn update_user(&self, id: i64, c: UserChanges) -> Result<User> {
-        let mut tx = self.pool.begin().await?;
-        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE id = $1")
+        let mut tx = self.begin_write().await?;
+        // Locks the row on PostgreSQL so that two changes of one user's
+        // extensions run one after the other (SQLite's write lock already
+        // serializes them).
+        let check = match self.backend {
+            crate::store::Backend::Sqlite => "SELECT id FROM users WHERE id = $1",
+            crate::store::Backend::Postgres => "SELECT id FROM users WHERE id = $1 FOR UPDATE",
+        };
+        let exists: Option<i64> = sqlx::query_scalar(check)
             .bind(id)
             .fetch_optional(&mut *tx)
             .await?;
