@@ -450,3 +450,265 @@ async fn an_attended_transfer_hands_the_caller_card_to_the_target_and_frees_both
     assert_eq!(my_state(&app, &anna).await, "available");
     assert_eq!(my_state(&app, &boris).await, "available");
 }
+
+/// A server with 101 (anna) and 102 (boris) and their tabs open, listening
+/// to a fake Asterisk replaying the real capture `trace` at four times its
+/// pace; wrap-ups of a second.
+async fn two_agents_on(trace: &str) -> (FakeAmi, TestApp, [String; 2], Tab, Tab) {
+    let fake = FakeAmi::start_on(
+        "127.0.0.1:0".parse().unwrap(),
+        FakeState::new(script(trace, 4.0, Duration::from_secs(3))),
+    )
+    .await
+    .unwrap();
+    let app = TestApp::spawn_with(&[
+        ("RINGSIDE_AMI_URL", &fake.url()),
+        ("RINGSIDE_DEFAULT_REGION", "DE"),
+        ("RINGSIDE_WRAP_UP_SECONDS", "1"),
+    ])
+    .await;
+    app.add_user("anna", "agent", None, &["101"]).await;
+    app.add_user("boris", "agent", None, &["102"]).await;
+    let anna = app.login("anna").await;
+    let boris = app.login("boris").await;
+    let a = Tab::open(&app, &anna, None).await;
+    let b = Tab::open(&app, &boris, None).await;
+    (fake, app, [anna, boris], a, b)
+}
+
+/// Everything the tab gets until `call` ends.
+async fn until_ended(tab: &mut Tab, call: &str) -> Vec<Value> {
+    let mut seen = Vec::new();
+    while !seen
+        .iter()
+        .any(|m: &Value| m["type"] == "call.ended" && m["call_id"] == call)
+    {
+        seen.extend(tab.until("call.ended", WAIT).await);
+    }
+    seen
+}
+
+/// The call frames and agent states of a tab, in order, as short words
+/// (`call.answered`, `on_call`…).
+fn story(msgs: &[Value]) -> Vec<String> {
+    msgs.iter()
+        .filter_map(|m| match m["type"].as_str() {
+            Some("agent.state") => m["state"].as_str().map(str::to_owned),
+            Some(t) if t.starts_with("call.") => Some(t.to_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The last agent state the tab showed before the first frame of `kind`.
+fn state_before(msgs: &[Value], kind: &str) -> Option<String> {
+    let at = msgs.iter().position(|m| m["type"] == kind)?;
+    states(&msgs[..at]).last().cloned()
+}
+
+/// The agent states the tab showed after the first frame of `kind`.
+fn state_after_frame(msgs: &[Value], kind: &str) -> Vec<String> {
+    let at = msgs
+        .iter()
+        .position(|m| m["type"] == kind)
+        .unwrap_or(msgs.len());
+    states(&msgs[at..])
+}
+
+/// Both agents back to `available` once their wrap-ups are over, by the
+/// API (each agent's own state, and the manager's list of all).
+async fn both_free_after(app: &TestApp, tokens: &[String; 2]) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    for t in tokens {
+        while my_state(app, t).await != "available" {
+            assert!(tokio::time::Instant::now() < deadline, "never available");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    app.add_user("maria", "manager", None, &[]).await;
+    let manager = app.login("maria").await;
+    let (s, v) = app.get(&manager, "/api/v1/agents").await;
+    assert_eq!(s, 200, "{v}");
+    let list = v.as_array().cloned().unwrap_or_default();
+    assert!(list.len() >= 2, "{v}");
+    for agent in &list {
+        assert!(
+            !matches!(agent["state"].as_str(), Some("ringing" | "on_call")),
+            "{v}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn in_a_real_attended_transfer_the_target_is_on_the_call_from_the_consultation() {
+    let (_fake, app, tokens, mut a, mut b) = two_agents_on("attended_transfer").await;
+    let call = "1796305660.0";
+    let from_b = until_ended(&mut b, call).await;
+    let from_a = until_ended(&mut a, call).await;
+
+    // 102 picked up the consultation: on a call with 101, not ringing, until
+    // 101 handed the caller over.
+    let seen = story(&from_b);
+    let ringing = seen.iter().position(|s| s == "ringing");
+    let handed = seen.iter().position(|s| s == "call.transferred");
+    assert!(ringing.is_some() && ringing < handed, "{seen:?}");
+    assert_eq!(
+        state_before(&from_b, "call.transferred").as_deref(),
+        Some("on_call"),
+        "{seen:?}"
+    );
+    // At the hand-over: the caller's card with the transfer, the answer as
+    // theirs, still on the call; wrap-up only after the end.
+    let t = of_type(&from_b, "call.transferred");
+    assert_eq!(t.len(), 1, "{seen:?}");
+    assert_eq!(
+        (&t[0]["call_id"], &t[0]["from"], &t[0]["to"], &t[0]["kind"]),
+        (
+            &json!(call),
+            &json!("101"),
+            &json!("102"),
+            &json!("attended")
+        )
+    );
+    assert_eq!(t[0]["by_you"], true);
+    assert_eq!(t[0]["caller"]["e164"], "+4930123456");
+    let mine: Vec<&Value> = of_type(&from_b, "call.answered")
+        .into_iter()
+        .filter(|m| m["agent"] == "102")
+        .collect();
+    assert_eq!(mine.len(), 1, "{seen:?}");
+    assert_eq!(mine[0]["by_you"], true);
+    let after = &seen[handed.unwrap()..];
+    let end = after.iter().position(|s| s == "call.ended").unwrap();
+    assert!(
+        after[..end]
+            .iter()
+            .all(|s| s.starts_with("call.") || s == "on_call"),
+        "{seen:?}"
+    );
+    assert_eq!(
+        state_before(&from_b, "call.ended").as_deref(),
+        Some("on_call"),
+        "{seen:?}"
+    );
+
+    // 101 held the caller through the consultation (on the call), and left
+    // it at the hand-over: wrap-up before the call ended.
+    let seen = story(&from_a);
+    assert_eq!(
+        state_before(&from_a, "call.transferred").as_deref(),
+        Some("on_call"),
+        "{seen:?}"
+    );
+    let t = of_type(&from_a, "call.transferred");
+    assert_eq!(t.len(), 1, "{seen:?}");
+    assert_eq!(t[0]["by_you"], false);
+    assert_eq!(
+        state_after_frame(&from_a, "call.transferred")
+            .first()
+            .map(String::as_str),
+        Some("wrap_up"),
+        "{seen:?}"
+    );
+    state_after(&mut b, &from_b, "wrap_up").await;
+    both_free_after(&app, &tokens).await;
+}
+
+#[tokio::test]
+async fn in_a_real_blind_transfer_the_first_agent_wraps_up_and_the_target_answers() {
+    let (_fake, app, tokens, mut a, mut b) = two_agents_on("blind_transfer").await;
+    let call = "1796305707.0";
+    let from_b = until_ended(&mut b, call).await;
+    let from_a = until_ended(&mut a, call).await;
+
+    let seen = story(&from_a);
+    assert_eq!(
+        state_before(&from_a, "call.transferred").as_deref(),
+        Some("on_call"),
+        "{seen:?}"
+    );
+    let t = of_type(&from_a, "call.transferred");
+    assert_eq!(t.len(), 1, "{seen:?}");
+    assert_eq!(
+        (&t[0]["from"], &t[0]["to"], &t[0]["kind"], &t[0]["by_you"]),
+        (&json!("101"), &json!("102"), &json!("blind"), &json!(false))
+    );
+    assert_eq!(
+        state_after_frame(&from_a, "call.transferred")
+            .first()
+            .map(String::as_str),
+        Some("wrap_up"),
+        "{seen:?}"
+    );
+
+    let seen = story(&from_b);
+    let mine: Vec<&Value> = of_type(&from_b, "call.answered")
+        .into_iter()
+        .filter(|m| m["agent"] == "102")
+        .collect();
+    assert_eq!(mine.len(), 1, "{seen:?}");
+    assert_eq!(mine[0]["by_you"], true);
+    assert_eq!(
+        state_before(&from_b, "call.answered").as_deref(),
+        Some("ringing"),
+        "{seen:?}"
+    );
+    assert_eq!(
+        state_before(&from_b, "call.ended").as_deref(),
+        Some("on_call"),
+        "{seen:?}"
+    );
+    state_after(&mut b, &from_b, "wrap_up").await;
+    both_free_after(&app, &tokens).await;
+}
+
+#[tokio::test]
+async fn a_real_consultation_nobody_answers_leaves_the_target_free_and_the_call_with_its_agent() {
+    let (_fake, app, tokens, mut a, mut b) = two_agents_on("attended_no_answer").await;
+    let call = "1796307847.0";
+    // 102 rang for the consultation and is free again once it is cancelled,
+    // while the call still goes on with 101.
+    let rang = until_state(&mut b, "ringing").await;
+    assert_eq!(of_type(&rang, "call.ringing").len(), 1, "{rang:?}");
+    until_state(&mut b, "available").await;
+    assert_eq!(my_state(&app, &tokens[1]).await, "available");
+    assert_eq!(my_state(&app, &tokens[0]).await, "on_call");
+
+    let from_a = until_ended(&mut a, call).await;
+    let seen = story(&from_a);
+    assert!(of_type(&from_a, "call.transferred").is_empty(), "{seen:?}");
+    assert_eq!(
+        state_before(&from_a, "call.ended").as_deref(),
+        Some("on_call"),
+        "{seen:?}"
+    );
+    let ended = of_type(&from_a, "call.ended");
+    assert_eq!(ended[0]["disposition"], "answered", "{seen:?}");
+    let from_b = until_ended(&mut b, call).await;
+    assert!(of_type(&from_b, "call.transferred").is_empty());
+    assert!(
+        !states(&from_b).iter().any(|s| s != "available"),
+        "{from_b:?}"
+    );
+    both_free_after(&app, &tokens).await;
+}
+
+#[tokio::test]
+async fn a_real_hold_keeps_the_agent_on_the_call() {
+    let (_fake, app, tokens, mut a, _b) = two_agents_on("hold_unhold").await;
+    let from_a = until_ended(&mut a, "1796304908.0").await;
+    let seen = story(&from_a);
+    let answered = seen.iter().position(|s| s == "call.answered");
+    let on = seen.iter().position(|s| s == "on_call");
+    assert!(answered.is_some() && on.is_some(), "{seen:?}");
+    // From the answer to the end, through the hold: on the call.
+    let from = answered.min(on).unwrap();
+    assert!(
+        seen[from..]
+            .iter()
+            .all(|s| s.starts_with("call.") || s == "on_call"),
+        "{seen:?}"
+    );
+    state_after(&mut a, &from_a, "wrap_up").await;
+    both_free_after(&app, &tokens).await;
+}

@@ -155,6 +155,17 @@ pub enum CallEventKind {
     Answered {
         agent: Option<String>,
     },
+    /// `agent`'s phone is connected in the call but not to the caller: they
+    /// picked up the consultation of an attended transfer. They are on the
+    /// call (not ringing) until they take the caller over (`Transferred`) or
+    /// leave (`ConsultationEnded`); it is no answer to the caller.
+    Consulting {
+        agent: String,
+    },
+    /// `agent`'s consultation ended without them taking the caller.
+    ConsultationEnded {
+        agent: String,
+    },
     /// The caller left a queue without being answered.
     Abandoned {
         queue: Option<String>,
@@ -214,6 +225,8 @@ pub struct CallSession {
     pub abandoned: bool,
     pub last_ring_outcome: Option<RingOutcome>,
     pub ringing_now: Vec<String>,
+    /// Agents on the call but not with the caller (a consultation).
+    pub consulting: Vec<String>,
     pub cause: Option<HangupCause>,
     /// Who was connected to the caller when, across transfers, in order.
     pub segments: Vec<TalkSegment>,
@@ -274,6 +287,7 @@ impl CallSession {
             abandoned: false,
             last_ring_outcome: None,
             ringing_now: Vec::new(),
+            consulting: Vec::new(),
             cause: None,
             segments: Vec::new(),
             hold: chrono::TimeDelta::zero(),
@@ -284,8 +298,9 @@ impl CallSession {
     }
 
     /// The agents on this call now: the originator while they have not
-    /// handed it on, the agent connected to the caller, and the phones
-    /// ringing for it; each agent once, talking before ringing.
+    /// handed it on, the agent connected to the caller, the agents in a
+    /// consultation, and the phones ringing for it; each agent once, talking
+    /// before ringing.
     pub fn parties(&self) -> impl Iterator<Item = (&str, Part)> {
         let originator = self.originator.as_deref().filter(|_| !self.originator_left);
         let connected = self
@@ -294,14 +309,24 @@ impl CallSession {
             .filter(|g| g.ended_at.is_none())
             .map(|g| g.agent.as_str())
             .filter(move |a| Some(*a) != originator);
+        let consulting = self
+            .consulting
+            .iter()
+            .map(String::as_str)
+            .filter(move |a| Some(*a) != originator && Some(*a) != connected);
         let ringing = self
             .ringing_now
             .iter()
             .map(String::as_str)
-            .filter(move |a| Some(*a) != originator && Some(*a) != connected);
+            .filter(move |a| {
+                Some(*a) != originator
+                    && Some(*a) != connected
+                    && !self.consulting.iter().any(|c| c == a)
+            });
         originator
             .into_iter()
             .chain(connected)
+            .chain(consulting)
             .map(|a| (a, Part::Talking))
             .chain(ringing.map(|a| (a, Part::Ringing)))
     }
@@ -760,6 +785,13 @@ fn apply(
                 }
             }
         }
+        CallEventKind::Consulting { agent } => {
+            s.ringing_now.retain(|a| *a != agent);
+            if !s.consulting.contains(&agent) {
+                s.consulting.push(agent);
+            }
+        }
+        CallEventKind::ConsultationEnded { agent } => s.consulting.retain(|a| *a != agent),
         CallEventKind::Abandoned { queue } => {
             s.abandoned = true;
             if s.queue.is_none() {
@@ -768,6 +800,8 @@ fn apply(
         }
         CallEventKind::Transferred { from, to, kind } => {
             let t = Transfer { from, to, kind };
+            // A consultation's target takes the caller: no longer aside.
+            s.consulting.retain(|a| *a != t.to);
             if s.transfers.last() != Some(&t) {
                 s.transfers.push(t.clone());
                 if t.from.is_some() && t.from == s.originator {

@@ -6,7 +6,9 @@
 //! MixMonitor events mean. An attended transfer made with the transfer
 //! feature (`atxfer`, `*2`) calls the target over a Local channel inside the
 //! same call (same `Linkedid`): that consultation is not the target answering
-//! the caller; the target takes the caller over at `AttendedTransfer`. The
+//! the caller (the target is `Consulting` on the call until their phone
+//! leaves it, `ConsultationEnded`); the target takes the caller over at
+//! `AttendedTransfer`. The
 //! caller's own music on hold (`MusicOnHoldStart`/`Stop` on the outside
 //! party's channel) marks the hold, since Asterisk sends no `Unhold` when a
 //! transfer ends it. It keeps only per-channel bookkeeping; the meaning
@@ -106,6 +108,9 @@ pub struct Mapper {
     /// Local channel pairs a channel dialled (a queue's Local members, a
     /// dialplan `Dial(Local/…)`).
     dialled_locals: std::collections::HashSet<String>,
+    /// Channels (`Uniqueid`) of agents who picked up a consultation and have
+    /// not taken the caller over, with the agent's extension.
+    consulting: HashMap<String, String>,
 }
 
 /// Header name for a channel field under a prefix (`Dest` + `Uniqueid`),
@@ -145,6 +150,7 @@ impl Mapper {
             merged: Vec::new(),
             consultations: std::collections::HashSet::new(),
             dialled_locals: std::collections::HashSet::new(),
+            consulting: HashMap::new(),
         }
     }
 
@@ -394,6 +400,13 @@ impl Mapper {
         let Some(chan) = self.chans.remove(uid) else {
             return;
         };
+        if let Some(agent) = self.consulting.remove(uid)
+            && !self.consulting.values().any(|a| *a == agent)
+        {
+            // The consultation ended without the hand-over.
+            let kind = CallEventKind::ConsultationEnded { agent };
+            out.push(ev(chan.linkedid.clone(), at, kind));
+        }
         self.leave(&chan.linkedid, uid, cause_of(m), at, out);
     }
 
@@ -461,8 +474,13 @@ impl Mapper {
             return;
         }
         // The target picking up the consultation is not an answer to the
-        // caller: the `AttendedTransfer` hands the caller over.
+        // caller: the `AttendedTransfer` hands the caller over. They are on
+        // the call, aside from the caller, until then.
         if end && m.get("DialStatus") == Some("ANSWER") && self.consultation_dial(m, &call) {
+            if let Some(agent) = agent {
+                self.consulting.insert(dest_uid.to_owned(), agent.clone());
+                out.push(ev(call, at, CallEventKind::Consulting { agent }));
+            }
             return;
         }
         if !end {
@@ -624,6 +642,9 @@ impl Mapper {
             .get("OrigTransfererChannel")
             .and_then(|c| self.agent_of(c));
         if let Some(to) = to {
+            // The target has the caller now: their channels leaving later
+            // end the call, not a consultation.
+            self.consulting.retain(|_, a| *a != to);
             let kind = CallEventKind::Transferred {
                 from,
                 to,
