@@ -187,7 +187,22 @@ async fn an_unknown_caller_who_gave_up_becomes_one_lead_with_one_callback() {
     assert_eq!(tasks[0]["lead_id"], id);
     assert_eq!(tasks[0]["assignee_id"], maria);
     assert!(tasks[0]["due_at"].is_string());
+    // Marked as a callback for its call, so a console can word the title in
+    // the agent's language; the stored title stays for API clients.
+    assert_eq!(tasks[0]["kind"], "callback", "{tasks:?}");
+    assert!(tasks[0]["call_id"].is_string(), "{tasks:?}");
+    assert!(
+        tasks[0]["title"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("Call back ")),
+        "{tasks:?}"
+    );
     let msgs = maria_tab.until("task.created", WAIT).await;
+    let created: Vec<&Value> = msgs
+        .iter()
+        .filter(|m| m["type"] == "task.created")
+        .collect();
+    assert_eq!(created[0]["task"]["kind"], "callback", "{msgs:?}");
     let assigned: Vec<&Value> = msgs
         .iter()
         .filter(|m| m["type"] == "lead.assigned")

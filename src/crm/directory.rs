@@ -387,6 +387,7 @@ fn card_from_rows(party: Party, rows: Vec<CardRow>) -> Option<Card> {
             part::TASK => card.tasks.push(CardTask {
                 id: r.i1.unwrap_or_default(),
                 title: text(&r.s1),
+                kind: r.s2.clone().unwrap_or_else(|| "task".to_owned()),
                 due_at: r.i2,
                 assignee_id: r.i3,
             }),

@@ -58,6 +58,8 @@ pub struct CardDeal {
 pub struct CardTask {
     pub id: i64,
     pub title: String,
+    /// `task`, or `callback` for the one made for a missed call.
+    pub kind: String,
     #[serde(serialize_with = "crate::store::ser_opt_time")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub due_at: Option<i64>,
@@ -237,7 +239,7 @@ fn card_sql(of: CardOf) -> String {
         // open-task index rather than a sort of every open task.
         let open = |dated: &str, order: &str| {
             format!(
-                "SELECT * FROM (SELECT id, title, due_at, assignee_id, \
+                "SELECT * FROM (SELECT id, title, kind, due_at, assignee_id, \
                  CASE WHEN due_at IS NULL THEN 1 ELSE 0 END AS undated FROM tasks \
                  WHERE {col} = $1 AND done = 0 AND due_at IS {dated} ORDER BY {order} LIMIT 10) t"
             )
@@ -246,7 +248,7 @@ fn card_sql(of: CardOf) -> String {
             TASK,
             &["x.undated", "x.due_at", "x.id"],
             &["x.id", "x.due_at", "x.assignee_id"],
-            &["x.title"],
+            &["x.title", "x.kind"],
             &format!(
                 "FROM ({} UNION ALL {} ORDER BY undated, due_at, id LIMIT 10) x",
                 open("NOT NULL", "due_at, id"),
@@ -351,7 +353,7 @@ impl Db {
             CardOf::Company(_) => return Ok(Vec::new()),
         };
         Ok(sqlx::query_as(&format!(
-            "SELECT id, title, due_at, assignee_id FROM tasks WHERE {col} = $1 AND done = 0 \
+            "SELECT id, title, kind, due_at, assignee_id FROM tasks WHERE {col} = $1 AND done = 0 \
              ORDER BY due_at IS NULL, due_at, id LIMIT 10"
         ))
         .bind(id)

@@ -10,6 +10,12 @@ use super::{Arg, Db, Result, Scope, Sql, StoreError, now_ms};
 pub struct Task {
     pub id: i64,
     pub title: String,
+    /// `task`, or `callback` for the one made for a missed call (its title,
+    /// "Call back …", is written in English; consoles may word it themselves).
+    pub kind: String,
+    /// The missed call a callback task was made for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call_id: Option<String>,
     #[serde(serialize_with = "crate::store::ser_opt_time")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub due_at: Option<i64>,
@@ -37,8 +43,7 @@ pub struct TaskData {
     pub lead_id: Option<i64>,
 }
 
-const COLS: &str =
-    "id, title, due_at, assignee_id, contact_id, lead_id, done, done_at, created_by, created_at";
+const COLS: &str = "id, title, kind, call_id, due_at, assignee_id, contact_id, lead_id, done, done_at, created_by, created_at";
 
 impl Db {
     pub async fn create_task(&self, d: &TaskData, created_by: Option<i64>) -> Result<Task> {

@@ -44,8 +44,9 @@ export class Ringside {
   }
 
   /** `ringside user add` with the password on stdin; returns the new user's id. */
-  addUser(login, name, { role = 'agent', ext = [], locale = 'en' } = {}) {
+  addUser(login, name, { role = 'agent', ext = [], locale = 'en', team = null } = {}) {
     const args = ['user', 'add', '--login', login, '--name', name, '--role', role, '--locale', locale, '--password-stdin'];
+    if (team) args.push('--team', team);
     for (const e of ext) args.push('--ext', e);
     const r = spawnSync(BIN, args, { env: this.env({ RUST_LOG: 'warn' }), input: PASSWORD + '\n', cwd: this.dir, encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`ringside user add failed: ${r.stderr}`);

@@ -174,4 +174,13 @@ export default {
   'lead_source.manual': 'manuell erfasst',
   'lead_source.import': 'Import',
   'lead_source.web': 'Website',
+  'call.handed': 'Weitergeleitet',
+  'call.transferred_to': 'Weitergeleitet an Durchwahl {ext}',
+  'call.transferred_from': 'Weitergeleitet von Durchwahl {ext}',
+  'state.refused_on_call': 'Sie telefonieren: der Status ändert sich von selbst, wenn das Gespräch endet.',
+  'state.refused_ringing': 'Ihr Telefon klingelt: erst annehmen oder ausklingeln lassen.',
+  'search.other_team': 'Gehört zu einem anderen Team',
+  'contact.forbidden': 'Dieser Kontakt gehört zu einem anderen Team und kann nicht geöffnet werden.',
+  'common.back_to_console': 'Zurück zur Konsole',
+  'task.callback_title': '{who} zurückrufen',
 };

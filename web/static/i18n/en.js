@@ -174,4 +174,13 @@ export default {
   'lead_source.manual': 'entered by hand',
   'lead_source.import': 'import',
   'lead_source.web': 'website',
+  'call.handed': 'Transferred',
+  'call.transferred_to': 'Transferred to ext. {ext}',
+  'call.transferred_from': 'Transferred from ext. {ext}',
+  'state.refused_on_call': 'You are on a call: the status changes by itself when it ends.',
+  'state.refused_ringing': 'Your phone is ringing: answer or let it ring out first.',
+  'search.other_team': 'Belongs to another team',
+  'contact.forbidden': 'This contact belongs to another team: you cannot open it.',
+  'common.back_to_console': 'Back to the console',
+  'task.callback_title': 'Call back {who}',
 };

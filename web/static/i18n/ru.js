@@ -174,4 +174,13 @@ export default {
   'lead_source.manual': 'введён вручную',
   'lead_source.import': 'импорт',
   'lead_source.web': 'сайт',
+  'call.handed': 'Переведён',
+  'call.transferred_to': 'Переведён на доб. {ext}',
+  'call.transferred_from': 'Переведён с доб. {ext}',
+  'state.refused_on_call': 'Идёт разговор: статус сменится сам, когда он закончится.',
+  'state.refused_ringing': 'Звонит телефон: сначала ответьте или дождитесь конца вызова.',
+  'search.other_team': 'Контакт другой команды',
+  'contact.forbidden': 'Этот контакт принадлежит другой команде: открыть его нельзя.',
+  'common.back_to_console': 'Вернуться в консоль',
+  'task.callback_title': 'Перезвонить {who}',
 };

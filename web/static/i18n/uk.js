@@ -174,4 +174,13 @@ export default {
   'lead_source.manual': 'введено вручну',
   'lead_source.import': 'імпорт',
   'lead_source.web': 'сайт',
+  'call.handed': 'Переведено',
+  'call.transferred_to': 'Переведено на дод. {ext}',
+  'call.transferred_from': 'Переведено з дод. {ext}',
+  'state.refused_on_call': 'Триває розмова: статус зміниться сам, коли вона закінчиться.',
+  'state.refused_ringing': 'Дзвонить телефон: спершу відповідайте або дочекайтеся кінця виклику.',
+  'search.other_team': 'Контакт іншої команди',
+  'contact.forbidden': 'Цей контакт належить іншій команді: відкрити його не можна.',
+  'common.back_to_console': 'Повернутися до консолі',
+  'task.callback_title': 'Передзвонити {who}',
 };

@@ -4,7 +4,7 @@ import { h, $, replace, typing } from './dom.js';
 import { get, post, put, patch, ApiError } from './api.js';
 import { t, setLocale, locale, translate, LOCALE_NAMES, fmtDateTime } from './i18n.js';
 import { PushSocket } from './socket.js';
-import { renderCard, tickCard, recentEntry } from './card.js';
+import { renderCard, tickCard, recentEntry, taskTitle } from './card.js';
 import { homeView, contactView, callbacksView, leadsView, searchView } from './views.js';
 import * as sound from './sound.js';
 
@@ -121,8 +121,22 @@ function renderState() {
   pill.className = `state-pill state-${s.state}`;
   pill.textContent = s.state === 'paused' && s.reason ? `${t('state.paused')}: ${t(`reason_pause.${s.reason}`)}` : t(`state.${s.state}`);
   const sel = $('#state-select');
-  const value = s.state === 'paused' ? `paused:${PAUSE_REASONS.includes(s.reason) ? s.reason : 'other'}` : 'available';
-  sel.value = value;
+  // Ringing, on a call, in wrap-up or offline come from the calls, not from a
+  // choice: the select shows them as a disabled entry so it says what the pill says.
+  const chosen = s.state === 'available' || s.state === 'paused';
+  let derived = sel.querySelector('option.derived');
+  sel.classList.toggle('derived', !chosen);
+  if (chosen) {
+    derived?.remove();
+    sel.value = s.state === 'paused' ? `paused:${PAUSE_REASONS.includes(s.reason) ? s.reason : 'other'}` : 'available';
+  } else {
+    if (!derived) {
+      derived = h('option.derived', { value: 'derived', disabled: true });
+      sel.prepend(derived);
+    }
+    derived.textContent = t(`state.${s.state}`);
+    sel.value = 'derived';
+  }
 }
 
 function buildStateSelect() {
@@ -145,7 +159,19 @@ async function changeState(value) {
     const res = await put('/me/state', { state, reason: reason || null });
     ctx.state = { state: res?.state || state, reason: res?.reason ?? reason ?? null };
   } catch (e) {
-    toast(t('state.failed', { message: e.message }), 'error');
+    // Refused during a call (409 `ringing`/`on_call`): say why in the agent's
+    // language, and show the state the server really has.
+    if (e instanceof ApiError && e.status === 409 && (e.code === 'on_call' || e.code === 'ringing')) {
+      toast(e.code === 'on_call' ? t('state.refused_on_call') : t('state.refused_ringing'), 'error');
+    } else {
+      toast(t('state.failed', { message: e.message }), 'error');
+    }
+    try {
+      const now = await get('/me/state');
+      if (now?.state) ctx.state = { state: now.state, reason: now.reason ?? null };
+    } catch {
+      // The socket's next agent.state corrects it.
+    }
   }
   renderState();
 }
@@ -234,7 +260,11 @@ function restoreCalls() {
 
 const isActive = (c) =>
   !c.closed &&
-  (c.status === 'ringing' || c.status === 'mine' || c.status === 'elsewhere' || (c.status === 'ended' && (c.missed || (c.wasMine && !c.saved))));
+  (c.status === 'ringing' ||
+    c.status === 'mine' ||
+    c.status === 'handed' ||
+    c.status === 'elsewhere' ||
+    (c.status === 'ended' && (c.missed || (c.wasMine && !c.saved))));
 
 /** A missed call's card goes to recent calls on its own after this long. */
 const MISSED_KEEP_MS = 2 * 60e3;
@@ -303,11 +333,20 @@ function onRinging(f) {
 function onAnswered(f) {
   const call = ctx.calls.get(f.call_id);
   if (!call) return;
-  call.answeredAt = Date.parse(f.at) || Date.now();
+  if (!call.wasMine || f.by_you) call.answeredAt = Date.parse(f.at) || Date.now();
   call.answeredBy = f.agent;
   if (f.by_you) {
+    clearTimeout(call.closeTimer);
+    call.closed = false;
     call.status = 'mine';
     call.wasMine = true;
+    call.transferTo = null;
+  } else if (call.wasMine) {
+    // The agent talked and handed the call on: the card (note, disposition)
+    // stays, saying where the call went.
+    call.status = 'handed';
+    call.handedAt = Date.parse(f.at) || Date.now();
+    call.transferTo = call.transferTo || f.agent;
   } else {
     call.status = 'elsewhere';
     // Someone else took it: show who for a moment, then put it away.
@@ -319,9 +358,50 @@ function onAnswered(f) {
   // The focus stays where the agent left it: `a` or Enter goes to the note.
 }
 
+/** The call moves to another agent: the target gets the caller's card; the one handing it on learns where it went. */
+function onTransferred(f) {
+  let call = ctx.calls.get(f.call_id);
+  const { type, seq, by_you, from, to, kind, ...card } = f;
+  if (by_you) {
+    if (!call) {
+      // An attended transfer may bring the call here without a ring for it.
+      call = { id: f.call_id, ring: { ...card, agent: to }, status: 'ringing', startedAt: Date.parse(f.at) || Date.now() };
+      ctx.calls.set(f.call_id, call);
+    } else {
+      clearTimeout(call.closeTimer);
+      call.closed = false;
+      if (call.status === 'elsewhere' || call.status === 'handed') call.status = 'ringing';
+    }
+    call.transferFrom = from;
+    call.transferTo = null;
+  } else {
+    if (!call) return;
+    call.transferTo = to;
+  }
+  call.transferKind = kind;
+  renderCalls();
+  saveCalls();
+}
+
 function onEnded(f) {
   const call = ctx.calls.get(f.call_id);
   if (!call) return;
+  if (f.merged_into) {
+    // A consultation folded into the call it transferred: that call's card
+    // takes over; a note begun here moves there when it has none.
+    const note = call.el?.querySelector('.note')?.value.trim() || '';
+    const into = ctx.calls.get(f.merged_into)?.el?.querySelector('.note');
+    if (note && into && !into.value.trim()) into.value = note;
+    call.status = 'ended';
+    call.disposition = f.disposition;
+    call.endedAt = Date.parse(f.at) || Date.now();
+    call.mergedInto = f.merged_into;
+    if (!note || into) call.closed = true;
+    call.notification?.close();
+    renderCalls();
+    saveCalls();
+    return;
+  }
   const wasElsewhere = call.status === 'elsewhere';
   call.status = 'ended';
   call.disposition = f.disposition;
@@ -344,6 +424,8 @@ function onFrame(f) {
       return onRinging(f);
     case 'call.answered':
       return onAnswered(f);
+    case 'call.transferred':
+      return onTransferred(f);
     case 'call.ended':
       return onEnded(f);
     case 'agent.state':
@@ -353,7 +435,7 @@ function onFrame(f) {
       }
       return;
     case 'task.created':
-      if (f.task?.title) toast(t('task.assigned', { title: f.task.title }));
+      if (f.task?.title) toast(t('task.assigned', { title: taskTitle(f.task) }));
       if (['home', 'callbacks'].includes(currentRoute().name)) route();
       return;
     case 'lead.assigned':

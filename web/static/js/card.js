@@ -108,6 +108,18 @@ export function dealList(ctx, deals, onMoved) {
   );
 }
 
+/**
+ * A task's title in the agent's language: the callback made for a missed
+ * call is stored as "Call back {who}" (for API clients) and worded here.
+ */
+export function taskTitle(task) {
+  if (task?.kind === 'callback') {
+    const m = /^Call back (.+)$/s.exec(task.title || '');
+    if (m) return t('task.callback_title', { who: m[1] });
+  }
+  return task?.title ?? '';
+}
+
 export function taskList(ctx, tasks) {
   if (!tasks || !tasks.length) return h('p.muted', t('tasks.none'));
   const now = Date.now();
@@ -118,7 +130,7 @@ export function taskList(ctx, tasks) {
       return h(
         'li.task',
         { class: due && due < now ? 'overdue' : '' },
-        h('span.task-title', task.title),
+        h('span.task-title', taskTitle(task)),
         due ? h('time.muted', { datetime: task.due_at, title: fmtDateTime(task.due_at) }, fmtDateTime(task.due_at)) : null,
       );
     }),
@@ -246,6 +258,8 @@ function statusText(call) {
       return t('call.on_call');
     case 'elsewhere':
       return t('call.answered_by', { agent: call.answeredBy || '?' });
+    case 'handed':
+      return t('call.handed');
     case 'ended':
       return t(`disposition.${call.disposition || 'answered'}`);
     default:
@@ -256,7 +270,7 @@ function statusText(call) {
 /** Seconds shown on the card: ringing time, then talk time, frozen at the end. */
 function elapsed(call, now = Date.now()) {
   const from = call.answeredAt || call.startedAt;
-  const to = call.endedAt || now;
+  const to = call.handedAt || call.endedAt || now;
   return (to - from) / 1000;
 }
 
@@ -288,6 +302,14 @@ function headerView(ctx, call) {
       h('span.caller-number', phoneLink(ctx, number, written || caller.number || number)),
       caller.name ? h('span.caller-name', caller.name) : null,
     ),
+    call.transferTo || call.transferFrom
+      ? h(
+          'p.call-transfer',
+          call.transferTo
+            ? t('call.transferred_to', { ext: call.transferTo })
+            : t('call.transferred_from', { ext: call.transferFrom }),
+        )
+      : null,
     h(
       'div.call-route',
       f.queue ? h('span.badge', t('call.queue', { queue: f.queue })) : null,

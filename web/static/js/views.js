@@ -3,7 +3,7 @@
 import { h, replace, looksLikeNumber } from './dom.js';
 import { get, post, patch, qs, ApiError } from './api.js';
 import { t, tCode, fmtDateTime, fmtRelative, fmtDate, fmtDuration } from './i18n.js';
-import { activityList, dealList, phoneLink } from './card.js';
+import { activityList, dealList, phoneLink, taskTitle } from './card.js';
 
 function section(title, ...body) {
   return h('section.panel', h('h2.panel-title', title), body);
@@ -70,7 +70,7 @@ function callbackList(ctx, tasks, onChange) {
               ev.currentTarget.disabled = true;
               try {
                 await patch(`/tasks/${task.id}`, { done: true });
-                ctx.toast(t('callbacks.marked_done', { title: task.title }));
+                ctx.toast(t('callbacks.marked_done', { title: taskTitle(task) }));
                 onChange();
               } catch (e) {
                 ctx.toast(e.message, 'error');
@@ -86,7 +86,7 @@ function callbackList(ctx, tasks, onChange) {
         { class: overdue ? 'overdue' : '', dataset: { taskId: task.id } },
         h(
           'div.callback-main',
-          h('span.callback-title', task.title),
+          h('span.callback-title', taskTitle(task)),
           task.contact_id ? contactLink(task.contact_id) : null,
         ),
         h(
@@ -198,7 +198,18 @@ export async function contactView(ctx, root, id) {
   try {
     contact = await get(`/contacts/${id}`);
   } catch (e) {
-    replace(root, failure(e));
+    if (e instanceof ApiError && e.status === 403) {
+      replace(
+        root,
+        section(
+          t('nav.contact'),
+          h('p.forbidden', t('contact.forbidden')),
+          h('p', h('a', { href: '/app', dataset: { route: '' } }, t('common.back_to_console'))),
+        ),
+      );
+    } else {
+      replace(root, failure(e));
+    }
     return;
   }
   contactNames.set(contact.id, Promise.resolve(contact.name));
@@ -312,7 +323,7 @@ export async function contactView(ctx, root, id) {
                 h(
                   'li.task',
                   { class: x.due_at && new Date(x.due_at) < Date.now() ? 'overdue' : '' },
-                  h('span.task-title', x.title),
+                  h('span.task-title', taskTitle(x)),
                   x.due_at ? h('time.muted', { datetime: x.due_at }, fmtDateTime(x.due_at)) : null,
                 ),
               ),
@@ -360,6 +371,17 @@ function callRow(c) {
 
 function contactRow(ctx, c) {
   const company = c.company_name || c.company?.name;
+  if (c.limited) {
+    // Another team's contact: who it is and whose, no link (it would answer 403).
+    const owner = c.owner_name || c.owner?.name;
+    return h(
+      'li.result.result-limited',
+      h('span.result-name', c.name),
+      company ? h('span.muted', company) : null,
+      owner ? h('span.muted', `${t('card.owner')}: ${owner}`) : null,
+      h('span.muted.limited-note', t('search.other_team')),
+    );
+  }
   return h(
     'li.result',
     h('a.result-name', { href: `/app/contacts/${c.id}`, dataset: { route: '' } }, c.name),
@@ -395,8 +417,10 @@ export async function searchView(ctx, root, query) {
           extra.push(
             h(
               'li.result',
+              { class: l.limited ? 'result-limited' : '' },
               h('span.result-name', l.name || t('card.unknown')),
               h('span.badge.lead', t('card.lead')),
+              l.limited ? h('span.muted.limited-note', t('search.other_team')) : null,
               p || l.phone ? phoneLink(ctx, p ? p.e164 || p.raw : l.phone, p ? p.raw : l.phone) : null,
             ),
           );
