@@ -9,4 +9,7 @@ mod support;
 
 mod harness;
 
+mod agi;
 mod calls;
+mod load;
+mod transfers;
