@@ -17,7 +17,11 @@ async fn fastagi_routes_owner_first_then_the_queue() {
     let pbx = Pbx::start("fastagi", &conf).await;
     let tap = Tap::start(&pbx).await;
     let rs = Ringside::start(&pbx, &[("RINGSIDE_AGI_BIND", "127.0.0.1:0")]).await;
-    let agi = rs.app.agi.clone().expect("Ringside reports its FastAGI address");
+    let agi = rs
+        .app
+        .agi
+        .clone()
+        .expect("Ringside reports its FastAGI address");
     conf.with_ringside_dialplan(&agi).replace(
         "extensions.conf",
         "exten => _[+0-9].,1,NoOp(Unknown DID",
@@ -64,7 +68,8 @@ async fn fastagi_routes_owner_first_then_the_queue() {
     let row = rs.wait_call(&first).await;
     assert_eq!(row["agent"], "101", "{row}");
     assert!(
-        rs.agent("102").of("call.ringing").is_empty() && rs.agent("103").of("call.ringing").is_empty(),
+        rs.agent("102").of("call.ringing").is_empty()
+            && rs.agent("103").of("call.ringing").is_empty(),
         "only the owner rang"
     );
 
@@ -99,15 +104,20 @@ async fn fastagi_routes_owner_first_then_the_queue() {
             && tap_joined_after(&tap, 2)
     })
     .await;
-    tap.wait_event("AgentConnect", |e| e.get("Queue").is_some_and(|q| q == "support"))
-        .await;
-    assert!(caller.finished().await, "the caller was answered by the queue");
+    tap.wait_event("AgentConnect", |e| {
+        e.get("Queue").is_some_and(|q| q == "support")
+    })
+    .await;
+    assert!(
+        caller.finished().await,
+        "the caller was answered by the queue"
+    );
     let log = pbx.full_log();
     let since = &log[mark..];
     assert!(
         since
             .lines()
-            .any(|l| l.contains("ringside-inbound:4] GotoIf(") && l.contains("\"1?queue\")"),
+            .any(|l| l.contains("ringside-inbound:4] GotoIf(") && l.contains("\"1?queue\")")),
         "AGISTATUS was not SUCCESS, so the dialplan went to the queue:\n{since}"
     );
 }

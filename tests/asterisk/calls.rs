@@ -106,9 +106,7 @@ async fn unknown_caller_not_answered_becomes_the_managers_lead_with_a_callback()
     assert_ne!(row["disposition"], "answered", "{row}");
     assert!(row["agent"].is_null(), "nobody talked: {row}");
 
-    let leads = rs
-        .wait_api("/api/v1/leads", |v| !items(v).is_empty())
-        .await;
+    let leads = rs.wait_api("/api/v1/leads", |v| !items(v).is_empty()).await;
     let leads = items(&leads);
     assert_eq!(leads.len(), 1, "{leads:?}");
     assert_eq!(leads[0]["phone_e164"], "+4930999888");
@@ -126,7 +124,10 @@ async fn unknown_caller_not_answered_becomes_the_managers_lead_with_a_callback()
     assert_eq!(tasks[0]["assignee_id"], maria.id, "{tasks:?}");
     assert_eq!(tasks[0]["lead_id"], leads[0]["id"], "{tasks:?}");
     for ext in ["102", "103"] {
-        assert!(rs.agent(ext).of("call.ringing").is_empty(), "{ext} not rung");
+        assert!(
+            rs.agent(ext).of("call.ringing").is_empty(),
+            "{ext} not rung"
+        );
     }
 }
 
@@ -185,7 +186,10 @@ async fn ring_all_queue_answered_by_one() {
             .all(|a| a["login"] != "boris" || a["state"] != "on_call"),
         "102 is not on the call: {states:?}"
     );
-    assert!(rs.agent("103").of("call.ringing").is_empty(), "103 is not in sales");
+    assert!(
+        rs.agent("103").of("call.ringing").is_empty(),
+        "103 is not in sales"
+    );
     assert_eq!(rs.calls().await.len(), 1);
     rs.wait_agent_state("101", "available").await;
     tap.save("queue_ringall_answered");
@@ -262,7 +266,11 @@ async fn click_to_call_then_the_next_inbound_call() {
     let mut trunk = pbx.trunk("agent_answer_await_bye", 1);
     let (s, v) = rs
         .app
-        .post(&anna.token, "/api/v1/calls/dial", json!({"number": "+74951112233"}))
+        .post(
+            &anna.token,
+            "/api/v1/calls/dial",
+            json!({"number": "+74951112233"}),
+        )
         .await;
     assert_eq!(s, 202, "{v}");
     assert!(trunk.finished().await, "the customer's phone");

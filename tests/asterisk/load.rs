@@ -42,7 +42,10 @@ async fn burst_of_30_calls_at_5_per_second() {
     assert_eq!(rows.len(), N, "no call twice");
     let callers: BTreeSet<&str> = rows.iter().filter_map(|r| r["caller"].as_str()).collect();
     assert_eq!(callers.len(), N, "{callers:?}");
-    assert!(rows.iter().all(|r| r["disposition"] == "answered" && r["agent"] == "101"));
+    assert!(
+        rows.iter()
+            .all(|r| r["disposition"] == "answered" && r["agent"] == "101")
+    );
     let anna = rs.agent("101");
     wait_for("101's last call to end", || async {
         (anna.of("call.ended").len() >= N).then_some(())
@@ -56,7 +59,10 @@ async fn burst_of_30_calls_at_5_per_second() {
     let logged: BTreeSet<String> = ids.iter().map(|s| s.to_string()).collect();
     assert_eq!(rung, logged, "a card for every call that rang 101");
     for ext in ["102", "103"] {
-        assert!(rs.agent(ext).of("call.ringing").is_empty(), "{ext} not rung");
+        assert!(
+            rs.agent(ext).of("call.ringing").is_empty(),
+            "{ext} not rung"
+        );
     }
     rs.wait_agent_state("101", "available").await;
 
@@ -64,7 +70,8 @@ async fn burst_of_30_calls_at_5_per_second() {
     let mut dial = BTreeMap::new();
     for (at, e) in tap.events() {
         if e.get("Event").is_some_and(|n| n == "DialBegin")
-            && e.get("DestChannel").is_some_and(|c| c.starts_with("PJSIP/101-"))
+            && e.get("DestChannel")
+                .is_some_and(|c| c.starts_with("PJSIP/101-"))
             && let Some(id) = e.get("DestLinkedid")
         {
             dial.entry(id.clone()).or_insert(at);

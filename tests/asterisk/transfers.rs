@@ -44,7 +44,11 @@ async fn blind_transfer_from_101_to_102() {
     let t = row["transfers"].as_array().unwrap();
     assert_eq!(t.len(), 1, "{row}");
     assert_eq!(
-        (t[0]["from"].as_str(), t[0]["to"].as_str(), t[0]["kind"].as_str()),
+        (
+            t[0]["from"].as_str(),
+            t[0]["to"].as_str(),
+            t[0]["kind"].as_str()
+        ),
         (Some("101"), Some("102"), Some("blind")),
         "{row}"
     );
@@ -80,13 +84,20 @@ async fn attended_transfer_from_101_to_102() {
     let t = row["transfers"].as_array().unwrap();
     assert_eq!(t.len(), 1, "one transfer: {row}");
     assert_eq!(
-        (t[0]["from"].as_str(), t[0]["to"].as_str(), t[0]["kind"].as_str()),
+        (
+            t[0]["from"].as_str(),
+            t[0]["to"].as_str(),
+            t[0]["kind"].as_str()
+        ),
         (Some("101"), Some("102"), Some("attended")),
         "{row}"
     );
     assert_eq!(exts(&row["segments"]), ["101", "102"], "{row}");
     let hold = row["hold_s"].as_f64().unwrap_or(0.0);
-    assert!(hold >= 3.0, "the caller heard music during the consultation: {row}");
+    assert!(
+        hold >= 3.0,
+        "the caller heard music during the consultation: {row}"
+    );
     assert_eq!(rs.calls().await.len(), 1);
     rs.agent("102")
         .wait_frame("call.ended", |v| v["call_id"] == call_id.as_str())
