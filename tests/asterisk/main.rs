@@ -9,5 +9,8 @@ mod support;
 
 mod harness;
 
+mod agi;
 mod calls;
 mod dial;
+mod load;
+mod transfers;
