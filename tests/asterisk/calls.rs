@@ -255,7 +255,6 @@ async fn busy_agent() {
 /// outbound by 101; then 101's next inbound call pops and 101 is back to
 /// available after it.
 #[tokio::test]
-#[ignore = "needs the originate context setting (RINGSIDE_PBX_ORIGINATE_CONTEXT); today click-to-call dials into from-internal"]
 async fn click_to_call_then_the_next_inbound_call() {
     require_asterisk!();
     let pbx = Pbx::start("click_to_call", &Conf::shipped()).await;
@@ -274,6 +273,11 @@ async fn click_to_call_then_the_next_inbound_call() {
         .await;
     assert_eq!(s, 202, "{v}");
     assert!(trunk.finished().await, "the customer's phone");
+    let invite = trunk.messages();
+    assert!(
+        invite.contains("INVITE sip:+74951112233@"),
+        "the trunk is asked for the dialled number:\n{invite}"
+    );
     let out = rs
         .wait_api("/api/v1/calls?limit=200", |v| {
             items(v).iter().any(|c| c["direction"] == "outbound")
