@@ -90,7 +90,11 @@ fn long_rule_set() -> RuleSet {
         enabled: true,
         kind: RuleKind::LeastLoaded { team: 1 },
     });
-    RuleSet::new(rules, Some("Queue/support".into()), "PJSIP")
+    RuleSet::new(
+        rules,
+        Some("Queue/support".into()),
+        &ringside::config::DevicePattern::default(),
+    )
 }
 
 fn ctx(owner: Option<CallerOwner>) -> Ctx {

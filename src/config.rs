@@ -28,6 +28,7 @@ pub struct Config {
     pub token_ttl_hours: i64,
     pub phones: PhoneSettings,
     pub routing: RoutingSettings,
+    pub pbx: PbxSettings,
     /// Tokens of PBXs that post call events to `/api/v1/cti/events`, by integration name.
     pub cti_tokens: Vec<(String, String)>,
     pub calls: CallSettings,
@@ -243,6 +244,106 @@ struct RoutingFile {
     channel_tech: Option<String>,
 }
 
+/// `[pbx]`: how Ringside names an agent's phone to the PBX and where the
+/// calls it places start in the dialplan.
+#[derive(Debug, Clone)]
+pub struct PbxSettings {
+    /// An agent's phone, dialled for click-to-call and routing, paused in
+    /// queues, spied on (`PJSIP/{ext}`).
+    pub device: DevicePattern,
+    /// The dialplan context a click-to-call dials the customer's number
+    /// from once the agent answers: the one the agents' phones call from.
+    pub originate_context: String,
+}
+
+impl Default for PbxSettings {
+    fn default() -> Self {
+        PbxSettings {
+            device: DevicePattern::default(),
+            originate_context: DEFAULT_ORIGINATE_CONTEXT.to_owned(),
+        }
+    }
+}
+
+/// The context click-to-call dials from when `[pbx] originate_context` is unset.
+pub const DEFAULT_ORIGINATE_CONTEXT: &str = "from-internal";
+
+/// `[pbx]` in the file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PbxFile {
+    device: Option<String>,
+    originate_context: Option<String>,
+}
+
+/// The one way Ringside turns a user's extension into the device the PBX
+/// knows their phone by: a pattern such as `PJSIP/{ext}`, `SIP/150{ext}` or
+/// `Local/{ext}@agents`, where `{ext}` stands for the extension.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DevicePattern(String);
+
+impl Default for DevicePattern {
+    fn default() -> Self {
+        DevicePattern("PJSIP/{ext}".to_owned())
+    }
+}
+
+impl DevicePattern {
+    /// `TECH/{ext}`: the device of a channel technology (`routing.channel_tech`).
+    pub fn of_tech(tech: &str) -> Result<Self, String> {
+        Self::parse(&format!("{tech}/{{ext}}"))
+    }
+
+    /// Checks a pattern: `TECH/…` with `{ext}` in the part after the `/`, and
+    /// nothing that would end the device inside a dialplan argument.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let p = raw.trim();
+        let shown = p.escape_default();
+        let Some((tech, rest)) = p.split_once('/') else {
+            return Err(format!(
+                "`{shown}` is not a device like PJSIP/{{ext}}: it needs TECH/ before the rest"
+            ));
+        };
+        if tech.is_empty() || !tech.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(format!(
+                "`{shown}`: `{}` is not a channel technology such as PJSIP or SIP",
+                tech.escape_default()
+            ));
+        }
+        if !rest.contains("{ext}") {
+            return Err(format!(
+                "`{shown}` must contain {{ext}}, where the user's extension goes (PJSIP/{{ext}})"
+            ));
+        }
+        let bare = rest.replace("{ext}", "");
+        if let Some(c) = bare.chars().find(|c| {
+            !c.is_ascii_graphic()
+                || matches!(
+                    c,
+                    ',' | '&' | '|' | '(' | ')' | '{' | '}' | '"' | '\\' | '\'' | ';'
+                )
+        }) {
+            return Err(format!(
+                "`{shown}` may not contain `{}`: a device is one word of letters, digits and - _ . @ / : + # *",
+                c.escape_default()
+            ));
+        }
+        if p.len() > 200 {
+            return Err(format!("`{shown}` is longer than 200 characters"));
+        }
+        Ok(DevicePattern(p.to_owned()))
+    }
+
+    /// The device of the phone with extension `ext` (`101` → `PJSIP/101`).
+    pub fn device(&self, ext: &str) -> String {
+        self.0.replace("{ext}", ext)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// PBX quirks and the company's own numbers, used by caller-ID matching.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -290,6 +391,8 @@ struct FileConfig {
     phones: PhoneSettings,
     #[serde(default)]
     routing: RoutingFile,
+    #[serde(default)]
+    pbx: PbxFile,
     #[serde(default)]
     calls: CallsFile,
     #[serde(default)]
@@ -469,6 +572,7 @@ impl Config {
             return Err(invalid(key, e.to_string()));
         }
         let routing = routing_settings(env, fc.routing)?;
+        let pbx = pbx_settings(env, fc.pbx, &routing)?;
         let calls = call_settings(env, fc.calls)?;
         let callbacks = callback_settings(env, fc.callbacks)?;
         let access = access_settings(env, fc.trusted_proxies, fc.cookie_secure, fc.metrics_token)?;
@@ -486,6 +590,7 @@ impl Config {
             token_ttl_hours,
             phones: fc.phones,
             routing,
+            pbx,
             cti_tokens,
             calls,
             callbacks,
@@ -737,6 +842,51 @@ fn routing_settings(
     })
 }
 
+/// Asterisk keeps context names under 80 bytes.
+const MAX_CONTEXT: usize = 79;
+
+fn pbx_settings(
+    env: &[(String, String)],
+    file: PbxFile,
+    routing: &RoutingSettings,
+) -> Result<PbxSettings, ConfigError> {
+    let get = |key: &str, file: Option<String>| {
+        lookup(env, key)
+            .map(str::to_owned)
+            .or(file)
+            .filter(|s| !s.trim().is_empty())
+    };
+    let key = "RINGSIDE_PBX_DEVICE";
+    // Unset: the channel technology's device, as before the pattern existed.
+    let device = match get(key, file.device) {
+        Some(raw) => DevicePattern::parse(&raw).map_err(|e| invalid(key, e))?,
+        None => DevicePattern::of_tech(&routing.channel_tech)
+            .map_err(|e| invalid("RINGSIDE_ROUTING_CHANNEL_TECH", e))?,
+    };
+    let key = "RINGSIDE_PBX_ORIGINATE_CONTEXT";
+    let originate_context = get(key, file.originate_context)
+        .map(|c| c.trim().to_owned())
+        .unwrap_or_else(|| DEFAULT_ORIGINATE_CONTEXT.to_owned());
+    if originate_context.len() > MAX_CONTEXT
+        || !originate_context
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'+'))
+    {
+        return Err(invalid(
+            key,
+            format!(
+                "`{}` is not a dialplan context such as from-internal \
+                 (1 to {MAX_CONTEXT} letters, digits, `-`, `_`, `.`, `+`)",
+                originate_context.escape_default()
+            ),
+        ));
+    }
+    Ok(PbxSettings {
+        device,
+        originate_context,
+    })
+}
+
 fn lookup<'a>(env: &'a [(String, String)], key: &str) -> Option<&'a str> {
     env.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
@@ -946,6 +1096,60 @@ mod tests {
         let defaults = Config::load_from(None, &env(&[])).unwrap();
         assert_eq!(defaults.routing.agi_bind, None);
         assert_eq!(defaults.routing.default_target, None);
+    }
+
+    #[test]
+    fn the_agent_device_and_originate_context_come_from_the_file_and_env() {
+        let c = Config::load_from(None, &env(&[])).unwrap();
+        assert_eq!(c.pbx.device.device("101"), "PJSIP/101");
+        assert_eq!(c.pbx.originate_context, "from-internal");
+        // The channel technology still decides the device when no pattern is set.
+        let c = Config::load_from(None, &env(&[("RINGSIDE_ROUTING_CHANNEL_TECH", "SIP")])).unwrap();
+        assert_eq!(c.pbx.device.device("101"), "SIP/101");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ringside.toml");
+        std::fs::write(
+            &path,
+            "[routing]\nchannel_tech = \"IAX2\"\n[pbx]\ndevice = \"Local/{ext}@agents/n\"\n\
+             originate_context = \"from-agents\"\n",
+        )
+        .unwrap();
+        let c = Config::load_from(Some(&path), &env(&[])).unwrap();
+        assert_eq!(c.pbx.device.device("102"), "Local/102@agents/n");
+        assert_eq!(c.pbx.originate_context, "from-agents");
+        let c = Config::load_from(
+            Some(&path),
+            &env(&[
+                ("RINGSIDE_PBX_DEVICE", "SIP/150{ext}"),
+                ("RINGSIDE_PBX_ORIGINATE_CONTEXT", "office.agents"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.pbx.device.device("7"), "SIP/1507");
+        assert_eq!(c.pbx.originate_context, "office.agents");
+        for (k, v, needle) in [
+            ("RINGSIDE_PBX_DEVICE", "PJSIP", "TECH/"),
+            ("RINGSIDE_PBX_DEVICE", "PJSIP/101", "{ext}"),
+            ("RINGSIDE_PBX_DEVICE", "PJ SIP/{ext}", "channel technology"),
+            ("RINGSIDE_PBX_DEVICE", "PJSIP/{ext}&SIP/{ext}", "`&`"),
+            ("RINGSIDE_PBX_DEVICE", "PJSIP/{ext},20", "`,`"),
+            ("RINGSIDE_PBX_DEVICE", "PJSIP/{ext} x", "` `"),
+            ("RINGSIDE_PBX_DEVICE", "PJSIP/{extension}", "{ext}"),
+            ("RINGSIDE_PBX_ORIGINATE_CONTEXT", "from agents", "context"),
+            ("RINGSIDE_PBX_ORIGINATE_CONTEXT", "a,b", "context"),
+        ] {
+            let err = Config::load_from(None, &env(&[(k, v)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with(k), "{v}: {err}");
+            assert!(err.contains(needle), "{v}: {err}");
+        }
+        std::fs::write(&path, "[pbx]\ncontext = \"x\"\n").unwrap();
+        let err = Config::load_from(Some(&path), &env(&[])).unwrap_err();
+        assert!(
+            err.to_string().contains("context"),
+            "typos are reported: {err}"
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@ use crate::crm::index::Party;
 use crate::presence::{AgentState, AgentView};
 use crate::store::activities::{Activity, NewActivity};
 use crate::store::calls::{Call, CallFilter, CallScope, WrapUp};
+use crate::telephony::ami::client::ClientError;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -92,7 +93,7 @@ async fn set_my_state(
     // The PBX's queues follow the switch, so a paused agent is not rung.
     if let Some(pbx) = state.pbx.as_ref().filter(|p| p.is_connected()) {
         for ext in &user.0.extensions {
-            let interface = format!("PJSIP/{ext}");
+            let interface = state.config.pbx.device.device(ext);
             if let Err(e) = pbx
                 .queue_pause(&interface, None, reason.is_some(), reason.as_deref())
                 .await
@@ -455,9 +456,12 @@ pub struct DialView {
     pub request_id: String,
 }
 
-/// Click-to-call: rings the agent's phone, then dials the number.
+/// Click-to-call: rings the agent's phone (`[pbx] device`), then, once they
+/// answer, dials the number from `[pbx] originate_context`.
 #[utoipa::path(post, path = "/api/v1/calls/dial", tag = "calls", request_body = DialInput,
-    responses((status = 202, body = DialView), (status = 503, body = super::error::ErrorBody)))]
+    responses((status = 202, body = DialView), (status = 400, body = super::error::ErrorBody),
+              (status = 502, description = "the PBX refused the call (`dial_refused`), e.g. the number is not in the originate context", body = super::error::ErrorBody),
+              (status = 503, description = "no link to the PBX (`pbx_unavailable`)", body = super::error::ErrorBody)))]
 async fn dial(
     State(state): State<AppState>,
     user: AuthUser,
@@ -478,21 +482,52 @@ async fn dial(
         ));
     };
     let request_id = crate::auth::random_password();
-    let channel = format!("PJSIP/{ext}");
-    pbx.originate_click_to_call(
-        &channel,
-        number.as_str(),
-        "from-internal",
-        &ext,
-        &[("RINGSIDE_REQUEST", request_id.as_str())],
-    )
-    .await
-    .map_err(|e| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "pbx_unavailable",
-            format!("the phone system refused the call: {e}"),
+    let device = state.config.pbx.device.device(&ext);
+    let context = state.config.pbx.originate_context.as_str();
+    let exten = number.as_str();
+    match pbx
+        .originate_click_to_call(
+            &device,
+            exten,
+            context,
+            &ext,
+            &[("RINGSIDE_REQUEST", request_id.as_str())],
         )
-    })?;
-    Ok((StatusCode::ACCEPTED, Json(DialView { request_id })))
+        .await
+    {
+        Ok(_) => Ok((StatusCode::ACCEPTED, Json(DialView { request_id }))),
+        // Asterisk answered, and said no: the link is fine, the call is not.
+        Err(ClientError::Rejected { message, .. }) => {
+            let message = message.trim();
+            let message = if message.is_empty() {
+                "Originate failed"
+            } else {
+                message
+            };
+            tracing::warn!(
+                user = user.id(),
+                %device,
+                context,
+                exten,
+                reason = message,
+                "the PBX refused the click-to-call"
+            );
+            Err(ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "dial_refused",
+                format!(
+                    "the phone system refused to call {exten} from {device} in context \
+                     `{context}`: {message}"
+                ),
+            ))
+        }
+        Err(e) => {
+            tracing::warn!(user = user.id(), %device, context, exten, error = %e, "click-to-call not placed");
+            Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "pbx_unavailable",
+                format!("the phone system did not take the call: {e}"),
+            ))
+        }
+    }
 }

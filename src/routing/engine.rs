@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use chrono::{DateTime, Utc};
 
 use super::rules::{Rule, RuleKind, Target};
+use crate::config::DevicePattern;
 
 /// A user as routing needs them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,17 +68,21 @@ pub struct RuleSet {
     pub rules: Vec<Rule>,
     /// Target when no rule yields one (`routing.default_target`).
     pub default_target: Option<String>,
-    /// Channel technology a user's extension is dialled with: `PJSIP/101`.
-    pub channel_tech: String,
+    /// How a user's extension is dialled: `PJSIP/{ext}` → `PJSIP/101`.
+    pub device: DevicePattern,
 }
 
 impl RuleSet {
-    pub fn new(mut rules: Vec<Rule>, default_target: Option<String>, channel_tech: &str) -> Self {
+    pub fn new(
+        mut rules: Vec<Rule>,
+        default_target: Option<String>,
+        device: &DevicePattern,
+    ) -> Self {
         rules.sort_by_key(|r| (r.priority, r.id));
         RuleSet {
             rules,
             default_target,
-            channel_tech: channel_tech.to_owned(),
+            device: device.clone(),
         }
     }
 
@@ -181,7 +186,7 @@ impl<C: RouteContext> Eval<'_, C> {
 
     fn user_target(&self, u: &RouteUser) -> String {
         match &u.extension {
-            Some(ext) => format!("{}/{ext}", self.set.channel_tech),
+            Some(ext) => self.set.device.device(ext),
             None => String::new(),
         }
     }
@@ -389,7 +394,11 @@ mod tests {
     }
 
     fn set(rules: Vec<Rule>) -> RuleSet {
-        RuleSet::new(rules, Some("Queue/support".into()), "PJSIP")
+        RuleSet::new(
+            rules,
+            Some("Queue/support".into()),
+            &DevicePattern::default(),
+        )
     }
 
     fn call<'a>(caller: Option<&'a str>, did: Option<&'a str>) -> RouteRequest<'a> {
@@ -584,7 +593,7 @@ mod tests {
     #[test]
     fn no_default_gives_no_target() {
         let w = World::new();
-        let s = RuleSet::new(vec![], None, "PJSIP");
+        let s = RuleSet::new(vec![], None, &DevicePattern::default());
         let d = decide(&s, &call(None, None), &w, &RoundRobin::default());
         assert_eq!(d.target, None);
     }

@@ -47,7 +47,7 @@ pub struct Routing {
     rr: RoundRobin,
     matcher: Matcher,
     default_target: Option<String>,
-    channel_tech: String,
+    device: crate::config::DevicePattern,
     /// Held across a reload's read and swap, so a slow periodic reload that
     /// read the table before a write cannot swap its older copy in after the
     /// write's own reload.
@@ -149,13 +149,13 @@ impl Routing {
             rules: RwLock::new(Arc::new(RuleSet::new(
                 Vec::new(),
                 config.routing.default_target.clone(),
-                &config.routing.channel_tech,
+                &config.pbx.device,
             ))),
             directory: RwLock::new(Arc::new(Directory::default())),
             rr: RoundRobin::default(),
             matcher,
             default_target: config.routing.default_target.clone(),
-            channel_tech: config.routing.channel_tech.clone(),
+            device: config.pbx.device.clone(),
             reloading: tokio::sync::Mutex::new(()),
             clock_offset: config
                 .routing
@@ -202,7 +202,7 @@ impl Routing {
                 },
             )
             .collect();
-        RuleSet::new(rules, self.default_target.clone(), &self.channel_tech)
+        RuleSet::new(rules, self.default_target.clone(), &self.device)
     }
 
     /// Re-reads rules, users and teams.

@@ -51,6 +51,10 @@ pub struct FakeScript {
     pub events: Vec<(u64, Message)>,
     pub pace: Pace,
     pub drops: Vec<DropPoint>,
+    /// Actions answered `Response: Error` with this `Message`, by action
+    /// name (`("Originate", "Extension does not exist.")`), as Asterisk
+    /// answers what its dialplan or the account's classes do not allow.
+    pub refusals: Vec<(String, String)>,
 }
 
 impl FakeScript {
@@ -63,6 +67,7 @@ impl FakeScript {
             events: events_with_times(ami, times),
             pace: Pace::Full,
             drops: Vec::new(),
+            refusals: Vec::new(),
         }
     }
 }
@@ -295,6 +300,21 @@ async fn connection(sock: TcpStream, state: Arc<FakeState>) {
             let action = m.get("Action").unwrap_or_default().to_ascii_lowercase();
             let id = m.action_id().unwrap_or_default().to_owned();
             let mut w = wr.lock().await;
+            let refusal = state
+                .script
+                .refusals
+                .iter()
+                .find(|(a, _)| a.eq_ignore_ascii_case(&action))
+                .map(|(_, message)| message.as_str());
+            if let Some(message) = refusal {
+                if w.write_all(&reply(&id, "Error", &[("Message", message)]))
+                    .await
+                    .is_err()
+                {
+                    break 'read;
+                }
+                continue;
+            }
             let ok = match action.as_str() {
                 "login" => {
                     let s = &state.script;

@@ -260,6 +260,19 @@ impl Mapper {
                 let ok = m
                     .response()
                     .is_some_and(|r| r.eq_ignore_ascii_case("Success"));
+                if !ok {
+                    // Queued, then not placed: the phone was unreachable,
+                    // busy or not answered.
+                    let reason = m.get("Reason").unwrap_or_default();
+                    tracing::warn!(
+                        channel = m.get("Channel").unwrap_or_default(),
+                        context = m.get("Context").unwrap_or_default(),
+                        exten = m.get("Exten").unwrap_or_default(),
+                        reason,
+                        meaning = originate_reason(reason),
+                        "the PBX could not place an originated call"
+                    );
+                }
                 let call = m
                     .get("Uniqueid")
                     .and_then(|u| self.chans.get(u))
@@ -759,6 +772,19 @@ fn parse_duration(s: &str) -> Option<TimeDelta> {
 
 fn ev(call_id: String, at: DateTime<Utc>, kind: CallEventKind) -> CallEvent {
     CallEvent { call_id, at, kind }
+}
+
+/// What the `Reason` of an `OriginateResponse` says (Asterisk's control codes).
+fn originate_reason(code: &str) -> &'static str {
+    match code.trim() {
+        "0" => "no such device, or it could not be called",
+        "1" => "hung up",
+        "3" => "rang, not answered",
+        "4" => "answered",
+        "5" => "busy",
+        "8" => "congestion",
+        _ => "other",
+    }
 }
 
 #[cfg(test)]
