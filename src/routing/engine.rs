@@ -118,7 +118,7 @@ pub struct RoundRobin {
 impl RoundRobin {
     /// Picks among `members` (ascending ids) the first `eligible` one after the
     /// member picked last, preferring the lowest `load`; remembers the pick.
-    fn pick(
+    pub(crate) fn pick(
         &self,
         team: i64,
         members: &[i64],
@@ -167,13 +167,17 @@ struct Eval<'a, C: RouteContext> {
 }
 
 impl<C: RouteContext> Eval<'_, C> {
-    /// Whether this user can take what is being routed.
+    /// Whether this user can take what is being routed: a call needs an
+    /// active user whose phone is free; a lead is work for later, so any
+    /// active user takes it, on a call or not.
     fn usable(&self, id: i64) -> Option<&RouteUser> {
         let u = self.ctx.user(id)?;
-        if !u.active || !self.ctx.is_available(id) {
+        if !u.active {
             return None;
         }
-        if self.req.purpose == Purpose::Call && u.extension.is_none() {
+        if self.req.purpose == Purpose::Call
+            && (u.extension.is_none() || !self.ctx.is_available(id))
+        {
             return None;
         }
         Some(u)
