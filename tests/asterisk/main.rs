@@ -10,3 +10,4 @@ mod support;
 mod harness;
 
 mod calls;
+mod leads;
