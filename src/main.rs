@@ -240,7 +240,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             );
             match &real_pbx {
                 Some(pbx) => println!(
-                    "Connected to the phone system at {pbx} (RINGSIDE_AMI_URL): its calls to 101 (anna), 102 (boris), 103 (clara) and 110 (maria) pop cards."
+                    "No simulated calls: Ringside follows the Asterisk at {pbx} over AMI (RINGSIDE_AMI_URL); its calls to 101 (anna), 102 (boris), 103 (clara) and 110 (maria) pop cards."
                 ),
                 None => println!(
                     "A simulated phone system rings anna (101), boris (102) and clara (103) every 20 s (set RINGSIDE_AMI_URL to connect your Asterisk)."
