@@ -586,6 +586,40 @@ mod tests {
     }
 
     #[test]
+    fn a_lead_goes_to_its_person_even_while_they_are_on_a_call() {
+        let mut w = World::new();
+        w.away.insert(1);
+        let s = set(vec![rule(
+            1,
+            1,
+            RuleKind::Did {
+                key: "+74957654321".into(),
+                target: Target::User(1),
+            },
+        )]);
+        let rr = RoundRobin::default();
+        let lead = RouteRequest {
+            purpose: Purpose::Lead,
+            ..call(Some("+79161234567"), Some("+74957654321"))
+        };
+        assert_eq!(decide(&s, &lead, &w, &rr).user_id, Some(1));
+        // The call itself does not ring a busy phone.
+        let d = decide(
+            &s,
+            &call(Some("+79161234567"), Some("+74957654321")),
+            &w,
+            &rr,
+        );
+        assert_eq!(d.target.as_deref(), Some("Queue/support"));
+        // Another dialled number: the rule does not apply to the lead either.
+        let other = RouteRequest {
+            purpose: Purpose::Lead,
+            ..call(Some("+79161234567"), Some("+74951234567"))
+        };
+        assert_eq!(decide(&s, &other, &w, &rr).user_id, None);
+    }
+
+    #[test]
     fn no_default_gives_no_target() {
         let w = World::new();
         let s = RuleSet::new(vec![], None, "PJSIP");
