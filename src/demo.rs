@@ -1,7 +1,9 @@
 //! Demo data: users of every role (passwords generated and printed at each
 //! start, never fixed), two teams, companies, a few hundred contacts with
-//! Russian, Ukrainian and German numbers, two pipelines with deals, tasks.
-//! The agents' extensions (101–103) and some callers match the sample PBX.
+//! Russian, Ukrainian and German numbers (written in international form, so
+//! every one is kept whatever the default region), two pipelines with deals,
+//! tasks, and a routing rule of every kind. The agents' extensions (101–103),
+//! the dialled numbers and some callers match the sample PBX.
 //!
 //! The data everybody shares (pipelines and their stages, deal titles,
 //! notes, task titles) is written in one language, the one of the default
@@ -224,7 +226,7 @@ fn generated_contact(i: usize) -> (String, String) {
             (
                 format!("{first} {last}{}", if woman { "а" } else { "" }),
                 format!(
-                    "8-9{:02}-{:03}-{:02}-{:02}",
+                    "+7 9{:02} {:03}-{:02}-{:02}",
                     10 + i % 80,
                     100 + i,
                     i % 100,
@@ -244,7 +246,7 @@ fn generated_contact(i: usize) -> (String, String) {
         ),
         _ => (
             format!("{} {}", DE_FIRST[i % 6], DE_LAST[(i / 6) % 6]),
-            format!("0151 {:08}", 20_000_000 + i * 131),
+            format!("+49 151 {:08}", 20_000_000 + i * 131),
         ),
     }
 }
@@ -327,13 +329,13 @@ pub async fn seed(db: &Db, phones: &PhoneNormalizer) -> anyhow::Result<bool> {
     // The sample PBX's callers first, so its calls pop known cards.
     tx_contacts.push((
         "Иван Петров".to_owned(),
-        vec!["8 (916) 123-45-67".to_owned()],
+        vec!["+7 (916) 123-45-67".to_owned()],
         Some(0usize),
         anna,
     ));
     tx_contacts.push((
         "Lukas Müller".to_owned(),
-        vec!["030 123456".to_owned(), "+49 151 23456789".to_owned()],
+        vec!["+49 30 123456".to_owned(), "+49 151 23456789".to_owned()],
         Some(3),
         clara,
     ));
@@ -415,7 +417,81 @@ pub async fn seed(db: &Db, phones: &PhoneNormalizer) -> anyhow::Result<bool> {
             .await?;
         }
     }
+    seed_rules(db, maria, clara, sales.id, support.id).await?;
     Ok(true)
+}
+
+/// One routing rule of every kind, in the order they are tried. New callers'
+/// leads follow the same rules (a rule whose target is a PBX queue is passed
+/// over for a lead); when none names anyone, the managers take them in turn.
+async fn seed_rules(
+    db: &Db,
+    maria: i64,
+    clara: i64,
+    sales: i64,
+    support: i64,
+) -> anyhow::Result<()> {
+    use crate::routing::rules::{RuleInput, ScheduleSpec, TargetSpec, build_rule};
+    let rule = |priority: i64, name: &str, kind: &str| RuleInput {
+        priority: Some(priority),
+        name: Some(name.to_owned()),
+        kind: Some(kind.to_owned()),
+        ..Default::default()
+    };
+    let rules = [
+        rule(10, "Known callers to their owner", "sticky"),
+        RuleInput {
+            did: Some("+7 495 765-43-21".into()),
+            target: Some(TargetSpec::UserId(maria)),
+            ..rule(20, "Main line to Maria", "did")
+        },
+        RuleInput {
+            did: Some("+7 495 123-45-67".into()),
+            target: Some(TargetSpec::Pbx("Queue/sales".into())),
+            ..rule(30, "Sales line to the sales queue", "did")
+        },
+        RuleInput {
+            prefix: Some("+49".into()),
+            target: Some(TargetSpec::UserId(clara)),
+            ..rule(40, "German callers to Clara", "prefix")
+        },
+        RuleInput {
+            schedule: Some(ScheduleSpec {
+                timezone: "Europe/Moscow".into(),
+                days: vec!["mon-fri".into()],
+                from: "09:00".into(),
+                to: "18:00".into(),
+            }),
+            outside_target: Some(TargetSpec::Pbx("Queue/support".into())),
+            ..rule(50, "After hours to the support queue", "hours")
+        },
+        RuleInput {
+            target: Some(TargetSpec::TeamId(sales)),
+            ..rule(60, "Sales in turn", "round_robin")
+        },
+        RuleInput {
+            target: Some(TargetSpec::TeamId(support)),
+            ..rule(70, "Support, least busy first", "least_loaded")
+        },
+    ];
+    for input in rules {
+        let data = build_rule(input, None).map_err(|e| anyhow::anyhow!("demo rule: {e}"))?;
+        db.create_routing_rule(&data).await?;
+    }
+    Ok(())
+}
+
+/// Where an `ami://user:secret@host:port` URL points, without the login.
+pub fn pbx_address(ami_url: &str) -> String {
+    match url::Url::parse(ami_url) {
+        Ok(u) => format!(
+            "{}:{}",
+            u.host_str().unwrap_or("?"),
+            u.port()
+                .map_or_else(|| "5038".to_owned(), |p| p.to_string())
+        ),
+        Err(_) => "the configured AMI address".to_owned(),
+    }
 }
 
 /// Gives every demo user a fresh random password and returns (login, role, password).
@@ -520,6 +596,49 @@ mod tests {
             seen += 1;
         }
         assert_eq!(seen, 100);
+    }
+
+    /// Seeded under each region a team may run with, every contact keeps
+    /// its number and every kind of routing rule is there.
+    #[tokio::test]
+    async fn every_demo_contact_has_a_phone_under_any_default_region() {
+        for region in ["RU", "DE", "UA", "US"] {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}", dir.path().join("demo.db").display());
+            let db = Db::connect(&url).await.unwrap();
+            db.migrate().await.unwrap();
+            let phones = PhoneNormalizer::new(region).unwrap();
+            assert!(seed(&db, &phones).await.unwrap());
+            let (contacts, without): (i64, i64) = sqlx::query_as(
+                "SELECT COUNT(*), COALESCE(SUM(CASE WHEN NOT EXISTS \
+                 (SELECT 1 FROM contact_phones p WHERE p.contact_id = c.id) THEN 1 ELSE 0 END), 0) \
+                 FROM contacts c",
+            )
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+            assert_eq!(contacts, 303, "{region}");
+            assert_eq!(without, 0, "{region}: contacts without a phone");
+            let kinds: Vec<String> = db
+                .routing_rules()
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| r.kind)
+                .collect();
+            for kind in crate::routing::rules::KINDS {
+                assert!(kinds.iter().any(|k| k == kind), "{region}: no {kind} rule");
+            }
+        }
+    }
+
+    #[test]
+    fn the_banner_names_the_pbx_without_its_secret() {
+        assert_eq!(
+            pbx_address("ami://ringside:s3cret@pbx.example:5038"),
+            "pbx.example:5038"
+        );
+        assert_eq!(pbx_address("ami://u:p@10.0.0.5"), "10.0.0.5:5038");
     }
 
     #[test]

@@ -185,11 +185,15 @@ fn moment_call(m: &Moment) -> &str {
     }
 }
 
-/// The caller's side of a call's pops, looked up once per call and
-/// serialized once: the lookup's fields without `number`.
+/// The caller's side of a call's pops, serialized once and looked up again
+/// only when the caller index says something else about the number (a lead
+/// made for the caller while the call waits in a queue): the lookup's
+/// fields without `number`.
 struct CallerCard {
     /// The caller ID the card was looked up for.
     number: String,
+    /// What the caller index said about it then.
+    found: Lookup,
     e164: Option<String>,
     /// `"match":…,"contact":…,"lead":…,"company":…,"candidates":…,"reason":…`
     fields: String,
@@ -238,6 +242,8 @@ fn object_fields(value: &impl Serialize) -> String {
 /// The caller's card(s) for a call, and the card the call goes on until an
 /// agent picks one.
 async fn caller_card(state: &AppState, call_id: &str, number: &str) -> Option<CallerCard> {
+    // Read before the cards: a change after it makes the next ring look again.
+    let indexed = state.callers.lookup(number);
     let found = match identify(&state.db, &state.callers, number).await {
         Ok(found) => found,
         Err(e) => {
@@ -263,6 +269,7 @@ async fn caller_card(state: &AppState, call_id: &str, number: &str) -> Option<Ca
     }
     Some(CallerCard {
         number: number.to_owned(),
+        found: indexed,
         fields: object_fields(&CardFields {
             matched: found.matched,
             contact: &found.contact,
@@ -300,7 +307,12 @@ async fn ring(
         return;
     }
     let number = caller.number.trim();
-    if card.as_ref().is_none_or(|c| c.number != number) {
+    // One look at the in-memory index per ring keeps a queue's later rings
+    // current without reading the database again.
+    if card
+        .as_ref()
+        .is_none_or(|c| c.number != number || state.callers.lookup(number) != c.found)
+    {
         *card = caller_card(state, call_id, number).await;
     }
     let head = object_fields(&RingingFields {
@@ -545,6 +557,20 @@ async fn log_call(state: &AppState, s: &CallSession) {
     });
     let (mut contact_id, mut lead_id) = card_of(party);
     let row = call_row(state, s, &record, contact_id, lead_id, live.wrapup.clone()).await;
+    // Who the call reached first, then who it rang, in order.
+    let mut users: Vec<i64> = row.agent_user_id.into_iter().collect();
+    for (_, rung) in &row.rings {
+        for u in rung {
+            if !users.contains(u) {
+                users.push(*u);
+            }
+        }
+    }
+    let lead_call = crate::routing::LeadCall {
+        caller: &customer,
+        did: record.did.as_deref(),
+        users: &users,
+    };
     match state.db.claim_call(&row).await {
         Ok(true) => {}
         Ok(false) => {
@@ -563,7 +589,7 @@ async fn log_call(state: &AppState, s: &CallSession) {
         && let Some(Lookup::None {
             reason: NoMatch::Unknown(e164),
         }) = &found
-        && let Some(lead) = new_lead(state, s, e164.as_str()).await
+        && let Some(lead) = new_lead(state, s, e164.as_str(), &lead_call).await
     {
         lead_id = Some(lead);
         contact_id = None;
@@ -572,7 +598,7 @@ async fn log_call(state: &AppState, s: &CallSession) {
         }
     }
     if contact_id.is_some() || lead_id.is_some() {
-        call_outputs(state, s, &record, &customer, contact_id, lead_id).await;
+        call_outputs(state, s, &record, &lead_call, contact_id, lead_id).await;
     }
     // A wrap-up or a card picked while the call was being logged.
     if let Some(now) = state.live_calls.remove(&s.call_id) {
@@ -692,7 +718,7 @@ async fn call_outputs(
     state: &AppState,
     s: &CallSession,
     record: &CallRecord,
-    customer: &str,
+    call: &crate::routing::LeadCall<'_>,
     contact_id: Option<i64>,
     lead_id: Option<i64>,
 ) {
@@ -725,53 +751,7 @@ async fn call_outputs(
             Err(e) => tracing::warn!(error = %e, "cannot close callbacks"),
         }
     } else if s.direction() == Direction::Inbound {
-        let owner = match (contact_id, lead_id) {
-            (Some(id), _) => state.db.party_owner("contact", id).await,
-            (None, Some(id)) => state.db.party_owner("lead", id).await,
-            (None, None) => Ok(None),
-        }
-        .ok()
-        .flatten();
-        let assignee = match owner {
-            Some(o) => Some(o),
-            None => state.routing.assign_lead(state, customer).await,
-        };
-        let who = s
-            .caller
-            .name
-            .clone()
-            .filter(|n| !n.is_empty() && n != "<unknown>")
-            .unwrap_or_else(|| customer.to_owned());
-        // `[callbacks]`: so many minutes of working time after the call.
-        let due = state.config.callbacks.due(ended).timestamp_millis();
-        match state
-            .db
-            .create_callback_task(
-                &s.call_id,
-                &format!("Call back {who}"),
-                due,
-                assignee,
-                contact_id,
-                lead_id,
-            )
-            .await
-        {
-            Ok(Some(task_id)) => {
-                if let (Some(a), Ok(task)) = (assignee, state.db.task(task_id).await) {
-                    state
-                        .push
-                        .send(
-                            a,
-                            "task.created",
-                            json!({"task": task}),
-                            Some(&format!("{}:task", s.call_id)),
-                        )
-                        .await;
-                }
-            }
-            Ok(None) => {}
-            Err(e) => tracing::warn!(error = %e, "cannot create the callback task"),
-        }
+        callback(state, s, call, contact_id, lead_id, ended).await;
     }
     let activity = NewActivity {
         kind: "call".into(),
@@ -793,10 +773,108 @@ async fn call_outputs(
     }
 }
 
-/// A lead for an unknown caller, assigned by the routing rules and announced
-/// to its manager. A lead another writer made for the number meanwhile (the
+/// Who calls back a customer who missed us: the owner of their contact (or
+/// the manager of their lead), else the one user the call rang (a direct
+/// line), else whoever a new lead from the call would go to (the routing
+/// rules, then the managers in turn); users who are no longer active are
+/// passed over. `None` (logged) only when nobody at all can take it.
+async fn callback_assignee(
+    state: &AppState,
+    call: &crate::routing::LeadCall<'_>,
+    contact_id: Option<i64>,
+    lead_id: Option<i64>,
+) -> Option<i64> {
+    let active = |id: i64| async move { state.db.user_is_active(id).await.unwrap_or(false) };
+    let owner = match (contact_id, lead_id) {
+        (Some(id), _) => state.db.party_owner("contact", id).await,
+        (None, Some(id)) => state.db.party_owner("lead", id).await,
+        (None, None) => Ok(None),
+    }
+    .ok()
+    .flatten();
+    if let Some(o) = owner
+        && active(o).await
+    {
+        return Some(o);
+    }
+    if let [only] = call.users
+        && active(*only).await
+    {
+        return Some(*only);
+    }
+    state.routing.assign_lead(state, call).await
+}
+
+/// The callback of a missed inbound call: one open callback per customer
+/// (contact or lead), made by their first missed call and due after
+/// `[callbacks]` working time from it; each later miss adds to its count of
+/// missed calls. The assignee is told with `task.created` the first time
+/// and `task.updated` after.
+async fn callback(
+    state: &AppState,
+    s: &CallSession,
+    call: &crate::routing::LeadCall<'_>,
+    contact_id: Option<i64>,
+    lead_id: Option<i64>,
+    ended: chrono::DateTime<chrono::Utc>,
+) {
+    let assignee = callback_assignee(state, call, contact_id, lead_id).await;
+    if assignee.is_none() {
+        tracing::warn!(call_id = %s.call_id, "missed call: nobody can take the callback (no owner, no active manager)");
+    }
+    let who = s
+        .caller
+        .name
+        .clone()
+        .filter(|n| !n.is_empty() && n != "<unknown>")
+        .unwrap_or_else(|| call.caller.to_owned());
+    // `[callbacks]`: so many minutes of working time after the call.
+    let due = state.config.callbacks.due(ended).timestamp_millis();
+    match state
+        .db
+        .create_callback_task(
+            &s.call_id,
+            &format!("Call back {who}"),
+            due,
+            assignee,
+            contact_id,
+            lead_id,
+        )
+        .await
+    {
+        Ok(Some(missed)) => {
+            let Ok(task) = state.db.task(missed.task_id).await else {
+                return;
+            };
+            let (kind, once) = if missed.missed_calls <= 1 {
+                ("task.created", format!("{}:task", s.call_id))
+            } else {
+                (
+                    "task.updated",
+                    format!("{}:task:{}", s.call_id, missed.missed_calls),
+                )
+            };
+            if let Some(a) = task.assignee_id {
+                state
+                    .push
+                    .send(a, kind, json!({"task": task}), Some(&once))
+                    .await;
+            }
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot create the callback task"),
+    }
+}
+
+/// A lead for an unknown caller, assigned by the routing rules (else the
+/// managers in turn) and announced to its manager. A lead another writer made for the number meanwhile (the
 /// caller index catches up with other nodes every few seconds) is reused.
-async fn new_lead(state: &AppState, s: &CallSession, e164: &str) -> Option<i64> {
+async fn new_lead(
+    state: &AppState,
+    s: &CallSession,
+    e164: &str,
+    call: &crate::routing::LeadCall<'_>,
+) -> Option<i64> {
     match state.db.open_lead_for(e164).await {
         Ok(Some(lead)) => {
             state.index_lead(&lead);
@@ -805,7 +883,7 @@ async fn new_lead(state: &AppState, s: &CallSession, e164: &str) -> Option<i64> 
         Ok(None) => {}
         Err(e) => tracing::warn!(error = %e, "cannot look for an open lead"),
     }
-    let manager = state.routing.assign_lead(state, e164).await;
+    let manager = state.routing.assign_lead(state, call).await;
     let name = s
         .caller
         .name

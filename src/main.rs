@@ -210,6 +210,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
         Command::Demo => {
             let started = std::time::Instant::now();
             let mut config = config;
+            let real_pbx = config.ami_url.as_deref().map(demo::pbx_address);
             // Without a PBX, a simulated one places the captured calls again
             // and again so screen pops show at once.
             let _simulated_pbx = match config.ami_url {
@@ -228,6 +229,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             let seeded = demo::seed(&db, &server.state.phones).await?;
             if seeded {
                 server.state.callers.rebuild(&db).await?;
+                server.state.routing.reload(&db).await?;
             }
             let passwords = demo::reset_passwords(&db).await?;
             let addr = server.local_addr()?;
@@ -236,9 +238,14 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
                 started.elapsed().as_millis(),
                 if seeded { ", demo data created" } else { "" }
             );
-            println!(
-                "A simulated phone system rings anna (101), boris (102) and clara (103) every 20 s."
-            );
+            match &real_pbx {
+                Some(pbx) => println!(
+                    "No simulated calls: Ringside follows the Asterisk at {pbx} over AMI (RINGSIDE_AMI_URL); its calls to 101 (anna), 102 (boris), 103 (clara) and 110 (maria) pop cards."
+                ),
+                None => println!(
+                    "A simulated phone system rings anna (101), boris (102) and clara (103) every 20 s (set RINGSIDE_AMI_URL to connect your Asterisk)."
+                ),
+            }
             println!("Demo users (passwords are new at every start):");
             for (login, role, password) in passwords {
                 println!("  {login:<8} {role:<11} {password}");

@@ -1322,3 +1322,157 @@ async fn real_asterisk_transfers_and_holds_in_the_call_log() {
     near(&segs[0]["talk_s"], 10.02, "101's part");
     near(&c["hold_s"], 4.01, "hold");
 }
+
+/// Open callbacks of a card (`contact_id=` or the lead's), once `ok` holds.
+async fn open_callbacks<F: Fn(&[Value]) -> bool>(
+    app: &TestApp,
+    token: &str,
+    field: &str,
+    id: &Value,
+    ok: F,
+) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (_, tasks) = app.get(token, "/api/v1/tasks?done=false").await;
+        let mine: Vec<Value> = tasks
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["kind"] == "callback" && t[field] == *id)
+            .cloned()
+            .collect();
+        if ok(&mine) {
+            return mine;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{field} {id}: {tasks}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_caller_who_misses_us_again_and_again_has_one_callback_counting_the_misses() {
+    let token = "cti-secret-0123456789";
+    let app = TestApp::spawn_with(&[
+        ("RINGSIDE_DEFAULT_REGION", "DE"),
+        ("RINGSIDE_CTI_TOKENS", &format!("threecx={token}")),
+    ])
+    .await;
+    let anna = app.add_user("anna", "agent", None, &["101"]).await;
+    app.add_user("boss", "manager", None, &[]).await;
+    let boss = app.login("boss").await;
+    let anna_token = app.login("anna").await;
+    let (s, c) = app
+        .post(
+            &boss,
+            "/api/v1/contacts",
+            json!({"name": "Jens Weber", "owner_id": anna, "phones": [{"number": "030 7654321"}]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{c}");
+    let jens = c["id"].clone();
+    let mut tab = Tab::open(&app, &anna_token, None).await;
+    let cti = |body: Value| {
+        let app = &app;
+        async move {
+            let (s, v) = app.post(token, "/api/v1/cti/events", body).await;
+            assert_eq!(s, 202, "{v}");
+        }
+    };
+    // Three misses, one after the other.
+    let mut first: Option<Value> = None;
+    for i in 1..=3 {
+        cti(json!({"event": "newCall", "call_id": format!("j-{i}"), "from": "+49 30 7654321", "extension": "101"})).await;
+        cti(json!({"event": "hangup", "call_id": format!("j-{i}")})).await;
+        let open = open_callbacks(&app, &boss, "contact_id", &jens, |t| {
+            t.len() > 1 || t.iter().any(|x| x["missed_calls"] == i)
+        })
+        .await;
+        assert_eq!(open.len(), 1, "one open callback: {open:?}");
+        let task = &open[0];
+        assert_eq!(task["missed_calls"], i, "{task}");
+        assert_eq!(task["assignee_id"], anna, "{task}");
+        match &first {
+            None => first = Some(task.clone()),
+            Some(f) => {
+                assert_eq!(task["id"], f["id"], "{task}");
+                assert_eq!(
+                    task["due_at"], f["due_at"],
+                    "due from the first miss: {task}"
+                );
+                assert_eq!(task["call_id"], "cti:threecx:j-1", "{task}");
+            }
+        }
+    }
+    let msgs = tab.until("task.updated", WAIT).await;
+    let created = msgs.iter().filter(|m| m["type"] == "task.created").count();
+    assert_eq!(created, 1, "{msgs:?}");
+    let mut last = msgs.last().unwrap().clone();
+    while last["task"]["missed_calls"] != 3 {
+        last = tab.until("task.updated", WAIT).await.pop().unwrap();
+    }
+    assert_eq!(last["task"]["id"], first.as_ref().unwrap()["id"]);
+
+    // Reached: the callback closes, and a miss after that starts a new one.
+    cti(
+        json!({"event": "newCall", "call_id": "j-4", "from": "+49 30 7654321", "extension": "101"}),
+    )
+    .await;
+    cti(json!({"event": "answer", "call_id": "j-4", "extension": "101"})).await;
+    cti(json!({"event": "hangup", "call_id": "j-4"})).await;
+    open_callbacks(&app, &boss, "contact_id", &jens, |t| t.is_empty()).await;
+    cti(
+        json!({"event": "newCall", "call_id": "j-5", "from": "+49 30 7654321", "extension": "101"}),
+    )
+    .await;
+    cti(json!({"event": "hangup", "call_id": "j-5"})).await;
+    let open = open_callbacks(&app, &boss, "contact_id", &jens, |t| !t.is_empty()).await;
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!(open[0]["missed_calls"], 1, "{open:?}");
+    assert_ne!(open[0]["id"], first.as_ref().unwrap()["id"]);
+    // Reopening the old one while the new one is open is refused, not a 500.
+    let old = first.as_ref().unwrap()["id"].as_i64().unwrap();
+    let (s, v) = app
+        .send(
+            "PATCH",
+            &boss,
+            &format!("/api/v1/tasks/{old}"),
+            json!({"done": false}),
+        )
+        .await;
+    assert_eq!(s, 409, "{v}");
+
+    // Misses of a new caller logged all at once: one lead, one callback.
+    for i in 0..6 {
+        cti(json!({"event": "newCall", "call_id": format!("p-{i}"), "from": "+49 30 999777", "extension": "101"})).await;
+    }
+    futures::future::join_all(
+        (0..6).map(|i| cti(json!({"event": "hangup", "call_id": format!("p-{i}")}))),
+    )
+    .await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let lead = loop {
+        let (_, leads) = app.get(&boss, "/api/v1/leads").await;
+        if let Some(l) = leads.as_array().unwrap().first() {
+            break l["id"].clone();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no lead");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let open = open_callbacks(&app, &boss, "lead_id", &lead, |t| {
+        t.len() > 1 || t.iter().any(|x| x["missed_calls"] == 6)
+    })
+    .await;
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!(open[0]["missed_calls"], 6, "{open:?}");
+    assert_eq!(
+        count(
+            &app,
+            "SELECT COUNT(*) FROM tasks WHERE kind = 'callback' AND done = 0"
+        )
+        .await,
+        2
+    );
+}

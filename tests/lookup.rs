@@ -706,3 +706,65 @@ async fn the_card_read_in_one_query_is_the_card_of_the_separate_reads() {
         .collect();
     assert_eq!(tasks, ["sooner", "later", "no date"]);
 }
+
+/// A queue rings its members one after another (`rrmemory` moves on when a
+/// phone is not answered); a lead made for the caller while they wait is on
+/// the pops of the members rung after it.
+#[tokio::test]
+async fn a_lead_made_while_the_caller_waits_is_on_the_later_rings() {
+    let cti = "queue-card-cti-token-0123";
+    let app = TestApp::spawn_with(&[
+        ("RINGSIDE_DEFAULT_REGION", "DE"),
+        ("RINGSIDE_CTI_TOKENS", &format!("pbx={cti}")),
+    ])
+    .await;
+    app.add_user("anna", "agent", None, &["101"]).await;
+    app.add_user("boris", "agent", None, &["102"]).await;
+    app.add_user("boss", "manager", None, &[]).await;
+    let boss = app.login("boss").await;
+    let mut anna = support::Tab::open(&app, &app.login("anna").await, None).await;
+    let mut boris = support::Tab::open(&app, &app.login("boris").await, None).await;
+    let wait = std::time::Duration::from_secs(20);
+    let ring = |ext: &str| json!({"event": "newCall", "call_id": "q-1", "from": "+49 30 4445556", "to": "+49 30 1000000", "extension": ext});
+    let (s, v) = app.post(cti, "/api/v1/cti/events", ring("101")).await;
+    assert_eq!(s, 202, "{v}");
+    let first = anna.until("call.ringing", wait).await.pop().unwrap();
+    assert_eq!(first["match"], "none", "{first}");
+
+    let (s, lead) = app
+        .post(
+            &boss,
+            "/api/v1/leads",
+            json!({"name": "Waiting in the queue", "phone": "030 4445556"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{lead}");
+    let (s, v) = app.post(cti, "/api/v1/cti/events", ring("102")).await;
+    assert_eq!(s, 202, "{v}");
+    let later = boris.until("call.ringing", wait).await.pop().unwrap();
+    assert_eq!(later["call_id"], first["call_id"]);
+    assert_eq!(later["match"], "exact", "{later}");
+    assert_eq!(later["lead"]["id"], lead["id"], "{later}");
+
+    // The call goes on that lead, not on a second one made for the number.
+    let (s, v) = app
+        .post(
+            cti,
+            "/api/v1/cti/events",
+            json!({"event": "hangup", "call_id": "q-1"}),
+        )
+        .await;
+    assert_eq!(s, 202, "{v}");
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let (s, call) = app.get(&boss, "/api/v1/calls/cti:pbx:q-1").await;
+        if s == 200 {
+            assert_eq!(call["lead_id"], lead["id"], "{call}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{call}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (_, leads) = app.get(&boss, "/api/v1/leads").await;
+    assert_eq!(leads.as_array().unwrap().len(), 1, "{leads}");
+}

@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{TestApp, run_cli};
+use support::{Tab, TestApp, run_cli};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
@@ -923,11 +923,179 @@ async fn new_leads_go_to_a_person_never_to_a_queue() {
     state.routing.reload(&db).await.unwrap();
     let mut got = Vec::new();
     for _ in 0..4 {
-        got.push(state.routing.assign_lead(&state, "+79161234567").await);
+        let call = ringside::routing::LeadCall {
+            caller: "+79161234567",
+            ..Default::default()
+        };
+        got.push(state.routing.assign_lead(&state, &call).await);
     }
     let m: Vec<Option<i64>> = managers.iter().map(|&id| Some(id)).collect();
     assert_eq!(got, [m[0], m[1], m[0], m[1]]);
     // The same caller as a call: the queue rule wins, managers have no phone.
     let call = state.routing.route(&state, "+79161234567", "").await;
     assert_eq!(call.target.as_deref(), Some("Queue/sales"));
+}
+
+const CTI: &str = "routing-cti-token-0123456789";
+
+/// One missed call from `from` to `did` fed through the CTI API.
+async fn missed_call(app: &TestApp, id: &str, from: &str, did: &str) {
+    for body in [
+        json!({"event": "newCall", "call_id": id, "from": from, "to": did}),
+        json!({"event": "hangup", "call_id": id}),
+    ] {
+        let (s, v) = app.post(CTI, "/api/v1/cti/events", body).await;
+        assert_eq!(s, 202, "{v}");
+    }
+}
+
+/// The open lead for `e164`, once the call that made it is logged.
+async fn lead_of(app: &TestApp, token: &str, e164: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, leads) = app.get(token, "/api/v1/leads").await;
+        if let Some(l) = leads
+            .as_array()
+            .and_then(|a| a.iter().find(|l| l["phone_e164"] == e164))
+        {
+            return l.clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no lead for {e164}: {leads}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The open callback of a lead, once made.
+async fn callback_of_lead(app: &TestApp, token: &str, lead: &Value) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, tasks) = app.get(token, "/api/v1/tasks?done=false").await;
+        if let Some(t) = tasks
+            .as_array()
+            .and_then(|a| a.iter().find(|t| t["lead_id"] == lead["id"]))
+        {
+            return t.clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no callback for lead {lead}: {tasks}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_did_rule_gives_a_new_callers_lead_and_callback_to_its_manager() {
+    let (app, token, _boss) = app_with(&[
+        ("RINGSIDE_DEFAULT_REGION", "RU"),
+        ("RINGSIDE_CTI_TOKENS", &format!("pbx={CTI}")),
+    ])
+    .await;
+    // Not the first manager, so a turn among managers would not pick her.
+    let dina = app.add_user("dina", "manager", None, &["111"]).await;
+    add_rule(
+        &app,
+        &token,
+        json!({"kind": "did", "name": "Partner line", "did": "+7 495 765-43-21", "target": {"user_id": dina}}),
+    )
+    .await;
+    assert_eq!(
+        route(&app, &token, "+4930555000111", "84957654321").await["user"]["id"],
+        dina
+    );
+    let dina_token = app.login("dina").await;
+    let mut tab = Tab::open(&app, &dina_token, None).await;
+
+    missed_call(&app, "d-1", "+49 30 5550001", "84957654321").await;
+    let lead = lead_of(&app, &token, "+49305550001").await;
+    assert_eq!(lead["manager_id"], dina, "{lead}");
+    let msgs = tab.until("lead.assigned", Duration::from_secs(20)).await;
+    assert_eq!(msgs.last().unwrap()["lead"]["id"], lead["id"], "{msgs:?}");
+    let task = callback_of_lead(&app, &token, &lead).await;
+    assert_eq!(task["assignee_id"], dina, "{task}");
+}
+
+#[tokio::test]
+async fn without_rules_new_callers_go_to_the_managers_in_turn() {
+    let app = TestApp::spawn_with(&[
+        ("RINGSIDE_DEFAULT_REGION", "RU"),
+        ("RINGSIDE_CTI_TOKENS", &format!("pbx={CTI}")),
+    ])
+    .await;
+    app.add_user("anna", "agent", None, &["101"]).await;
+    app.add_user("root", "admin", None, &[]).await;
+    let m1 = app.add_user("m1", "manager", None, &[]).await;
+    let m2 = app.add_user("m2", "manager", None, &[]).await;
+    let gone = app.add_user("gone", "manager", None, &[]).await;
+    let admin = app.login("root").await;
+    let (s, v) = app
+        .send(
+            "PATCH",
+            &admin,
+            &format!("/api/v1/users/{gone}"),
+            json!({"active": false}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let mut tabs = Vec::new();
+    for login in ["m1", "m2"] {
+        let t = app.login(login).await;
+        tabs.push(Tab::open(&app, &t, None).await);
+    }
+    let mut got = Vec::new();
+    for (i, (number, e164)) in [
+        ("+49 30 5550001", "+49305550001"),
+        ("+49 30 5550002", "+49305550002"),
+        ("+49 30 5550003", "+49305550003"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        missed_call(&app, &format!("n-{i}"), number, "84951234567").await;
+        let lead = lead_of(&app, &admin, e164).await;
+        let task = callback_of_lead(&app, &admin, &lead).await;
+        assert_eq!(task["assignee_id"], lead["manager_id"], "{task} {lead}");
+        got.push(lead);
+    }
+    let managers: Vec<&Value> = got.iter().map(|l| &l["manager_id"]).collect();
+    assert_eq!(managers, [&json!(m1), &json!(m2), &json!(m1)], "{got:?}");
+    // Each manager is told about their own leads, and only those.
+    for (tab, (me, mine)) in tabs
+        .iter_mut()
+        .zip([(m1, vec![&got[0], &got[2]]), (m2, vec![&got[1]])])
+    {
+        let mut told = Vec::new();
+        while told.len() < mine.len() {
+            let msgs = tab.until("lead.assigned", Duration::from_secs(20)).await;
+            told.push(msgs.last().unwrap()["lead"]["id"].clone());
+        }
+        let want: Vec<Value> = mine.iter().map(|l| l["id"].clone()).collect();
+        assert_eq!(told, want, "manager {me}");
+    }
+}
+
+#[tokio::test]
+async fn without_rules_a_teams_callers_go_to_its_own_managers() {
+    let app = TestApp::spawn_with(&[
+        ("RINGSIDE_DEFAULT_REGION", "RU"),
+        ("RINGSIDE_CTI_TOKENS", &format!("pbx={CTI}")),
+    ])
+    .await;
+    let _other = app.add_user("other", "manager", Some("Sales"), &[]).await;
+    let lead_of_support = app.add_user("sam", "manager", Some("Support"), &[]).await;
+    app.add_user("clara", "agent", Some("Support"), &["103"])
+        .await;
+    let admin = app.login("sam").await;
+    for body in [
+        json!({"event": "newCall", "call_id": "t-1", "from": "+49 30 5550007", "extension": "103"}),
+        json!({"event": "hangup", "call_id": "t-1"}),
+    ] {
+        let (s, v) = app.post(CTI, "/api/v1/cti/events", body).await;
+        assert_eq!(s, 202, "{v}");
+    }
+    let lead = lead_of(&app, &admin, "+49305550007").await;
+    assert_eq!(lead["manager_id"], lead_of_support, "{lead}");
 }

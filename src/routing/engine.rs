@@ -123,7 +123,7 @@ pub struct RoundRobin {
 impl RoundRobin {
     /// Picks among `members` (ascending ids) the first `eligible` one after the
     /// member picked last, preferring the lowest `load`; remembers the pick.
-    fn pick(
+    pub(crate) fn pick(
         &self,
         team: i64,
         members: &[i64],
@@ -172,13 +172,17 @@ struct Eval<'a, C: RouteContext> {
 }
 
 impl<C: RouteContext> Eval<'_, C> {
-    /// Whether this user can take what is being routed.
+    /// Whether this user can take what is being routed: a call needs an
+    /// active user whose phone is free; a lead is work for later, so any
+    /// active user takes it, on a call or not.
     fn usable(&self, id: i64) -> Option<&RouteUser> {
         let u = self.ctx.user(id)?;
-        if !u.active || !self.ctx.is_available(id) {
+        if !u.active {
             return None;
         }
-        if self.req.purpose == Purpose::Call && u.extension.is_none() {
+        if self.req.purpose == Purpose::Call
+            && (u.extension.is_none() || !self.ctx.is_available(id))
+        {
             return None;
         }
         Some(u)
@@ -588,6 +592,40 @@ mod tests {
         let d = decide(&s, &call(None, None), &w, &rr);
         assert_eq!(d.target.as_deref(), Some("Queue/night"));
         assert!(d.reason.contains("outside hours"));
+    }
+
+    #[test]
+    fn a_lead_goes_to_its_person_even_while_they_are_on_a_call() {
+        let mut w = World::new();
+        w.away.insert(1);
+        let s = set(vec![rule(
+            1,
+            1,
+            RuleKind::Did {
+                key: "+74957654321".into(),
+                target: Target::User(1),
+            },
+        )]);
+        let rr = RoundRobin::default();
+        let lead = RouteRequest {
+            purpose: Purpose::Lead,
+            ..call(Some("+79161234567"), Some("+74957654321"))
+        };
+        assert_eq!(decide(&s, &lead, &w, &rr).user_id, Some(1));
+        // The call itself does not ring a busy phone.
+        let d = decide(
+            &s,
+            &call(Some("+79161234567"), Some("+74957654321")),
+            &w,
+            &rr,
+        );
+        assert_eq!(d.target.as_deref(), Some("Queue/support"));
+        // Another dialled number: the rule does not apply to the lead either.
+        let other = RouteRequest {
+            purpose: Purpose::Lead,
+            ..call(Some("+79161234567"), Some("+74951234567"))
+        };
+        assert_eq!(decide(&s, &other, &w, &rr).user_id, None);
     }
 
     #[test]

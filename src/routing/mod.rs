@@ -6,7 +6,9 @@
 //! Owns the routing rules (stored in `routing_rules`, cached here and
 //! reloaded on every write through the API or CLI and every few seconds, so
 //! CLI edits and user changes reach a running server), the round-robin turn
-//! of each team, and the decision ([`engine::decide`], pure and synchronous).
+//! of each team, the decision ([`engine::decide`], pure and synchronous), and
+//! who takes a new lead: the rules, as for a call to the same line, else the
+//! managers in turn.
 //! Caller-ID parsing is `crm::caller`; SQL is `store::routing`.
 
 pub mod agi;
@@ -40,11 +42,29 @@ pub struct Directory {
     pub teams: HashMap<i64, Vec<i64>>,
 }
 
+/// A call that may give a new lead: what the rules look at, and who the
+/// call rang or reached (the one who answered first), whose team's
+/// managers take the lead when no rule names anyone.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LeadCall<'a> {
+    /// The caller ID as the PBX sent it.
+    pub caller: &'a str,
+    /// The dialled number as the PBX sent it.
+    pub did: Option<&'a str>,
+    pub users: &'a [i64],
+}
+
+/// The turn key of "every manager" among the teams' turns.
+const ALL_MANAGERS: i64 = i64::MIN;
+
 /// The routing service: cached rules and users, the round-robin turns.
 pub struct Routing {
     rules: RwLock<Arc<RuleSet>>,
     directory: RwLock<Arc<Directory>>,
     rr: RoundRobin,
+    /// The managers' turn at new leads no rule assigns (per team, and
+    /// [`ALL_MANAGERS`]).
+    lead_turns: RoundRobin,
     matcher: Matcher,
     default_target: Option<String>,
     device: crate::config::DevicePattern,
@@ -153,6 +173,7 @@ impl Routing {
             ))),
             directory: RwLock::new(Arc::new(Directory::default())),
             rr: RoundRobin::default(),
+            lead_turns: RoundRobin::default(),
             matcher,
             default_target: config.routing.default_target.clone(),
             device: config.pbx.device.clone(),
@@ -286,13 +307,51 @@ impl Routing {
         self.route_for(state, caller, did, Purpose::Call).await
     }
 
-    /// Who a new lead from `caller` goes to (rules whose target is a raw PBX
-    /// target are passed over; users need no extension).
-    pub async fn assign_lead(&self, state: &AppState, caller: &str) -> Option<i64> {
-        self.route_for(state, caller, "", Purpose::Lead)
-            .await
-            .user
-            .map(|u| u.id)
+    /// Who a new lead from this call goes to: the rules, evaluated as for
+    /// the call itself (caller, dialled number, hours; rules whose target is
+    /// a raw PBX target are passed over, users need no extension and may be
+    /// on a call), else the next active manager in turn — among the managers
+    /// of the team of the users the call rang when that team has any, else
+    /// among all. `None` only when there is no active manager at all.
+    pub async fn assign_lead(&self, state: &AppState, call: &LeadCall<'_>) -> Option<i64> {
+        let routed = self
+            .route_for(state, call.caller, call.did.unwrap_or(""), Purpose::Lead)
+            .await;
+        if let Some(u) = routed.user {
+            return Some(u.id);
+        }
+        // Read, not cached: a manager added a moment ago takes leads at once,
+        // and a lead is made once per new caller, not once per ring.
+        let managers = match state.db.lead_takers(call.users).await {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the managers who take leads");
+                return None;
+            }
+        };
+        self.next_manager(&managers)
+    }
+
+    /// The next manager in turn, in the team of the first of the call's
+    /// users who is in one when that team has an active manager, else among
+    /// all active managers.
+    fn next_manager(&self, m: &crate::store::routing::LeadTakers) -> Option<i64> {
+        let in_team: Vec<i64> = match m.team {
+            Some(t) => m
+                .managers
+                .iter()
+                .filter(|(_, team)| *team == Some(t))
+                .map(|(id, _)| *id)
+                .collect(),
+            None => Vec::new(),
+        };
+        match m.team {
+            Some(t) if !in_team.is_empty() => self.lead_turns.pick(t, &in_team, |_| true, |_| 0),
+            _ => {
+                let all: Vec<i64> = m.managers.iter().map(|(id, _)| *id).collect();
+                self.lead_turns.pick(ALL_MANAGERS, &all, |_| true, |_| 0)
+            }
+        }
     }
 
     async fn route_for(

@@ -6,7 +6,7 @@ use serde::Serialize;
 use sqlx::FromRow;
 use utoipa::ToSchema;
 
-use super::{Db, Result};
+use super::{Db, Result, StoreError};
 
 /// A user as a card shows them.
 #[derive(Debug, Clone, Serialize, FromRow, ToSchema, PartialEq)]
@@ -486,8 +486,22 @@ impl Db {
     }
 }
 
+/// The customer's open callback after a missed call was counted on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MissedCallback {
+    pub task_id: i64,
+    /// 1 when this miss made the callback.
+    pub missed_calls: i64,
+}
+
 impl Db {
-    /// A callback task for a missed call; `None` when that call already has one.
+    /// Counts a missed call on the customer's open callback, making it when
+    /// they have none: one statement, so misses logged at the same moment
+    /// (on one node or several) still leave one open callback, held by the
+    /// unique indexes of open callbacks per contact and per lead. The title,
+    /// due time and call stay those of the first miss; an assignee is only
+    /// filled in when the callback had none. `None` when this call has a
+    /// callback already.
     pub async fn create_callback_task(
         &self,
         call_id: &str,
@@ -496,11 +510,25 @@ impl Db {
         assignee_id: Option<i64>,
         contact_id: Option<i64>,
         lead_id: Option<i64>,
-    ) -> Result<Option<i64>> {
-        let id: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO tasks (title, due_at, assignee_id, contact_id, lead_id, done, created_at, kind, call_id) \
-             VALUES ($1, $2, $3, $4, $5, 0, $6, 'callback', $7) ON CONFLICT (call_id) DO NOTHING RETURNING id",
-        )
+    ) -> Result<Option<MissedCallback>> {
+        let conflict = match (contact_id, lead_id) {
+            (Some(_), _) => {
+                "ON CONFLICT (contact_id) WHERE kind = 'callback' AND done = 0 AND contact_id IS NOT NULL \
+                 DO UPDATE SET missed_calls = COALESCE(tasks.missed_calls, 1) + 1, \
+                 assignee_id = COALESCE(tasks.assignee_id, excluded.assignee_id)"
+            }
+            (None, Some(_)) => {
+                "ON CONFLICT (lead_id) WHERE kind = 'callback' AND done = 0 AND contact_id IS NULL \
+                 AND lead_id IS NOT NULL \
+                 DO UPDATE SET missed_calls = COALESCE(tasks.missed_calls, 1) + 1, \
+                 assignee_id = COALESCE(tasks.assignee_id, excluded.assignee_id)"
+            }
+            (None, None) => "ON CONFLICT (call_id) DO NOTHING",
+        };
+        let row: Option<(i64, Option<i64>)> = match sqlx::query_as(&format!(
+            "INSERT INTO tasks (title, due_at, assignee_id, contact_id, lead_id, done, created_at, kind, call_id, missed_calls) \
+             VALUES ($1, $2, $3, $4, $5, 0, $6, 'callback', $7, 1) {conflict} RETURNING id, missed_calls"
+        ))
         .bind(title)
         .bind(due_at)
         .bind(assignee_id)
@@ -509,8 +537,21 @@ impl Db {
         .bind(super::now_ms())
         .bind(call_id)
         .fetch_optional(&self.pool)
-        .await?;
-        Ok(id)
+        .await
+        {
+            Ok(row) => row,
+            Err(e) => {
+                return match StoreError::from_write(e, "callback") {
+                    // This call made a callback already (a replay of the call).
+                    StoreError::Conflict(_) => Ok(None),
+                    e => Err(e),
+                };
+            }
+        };
+        Ok(row.map(|(task_id, missed)| MissedCallback {
+            task_id,
+            missed_calls: missed.unwrap_or(1),
+        }))
     }
 
     /// Closes the open callback tasks of a contact or lead (the customer was

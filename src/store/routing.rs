@@ -68,6 +68,15 @@ pub struct RoutingUser {
     pub extension: Option<String>,
 }
 
+/// The managers who take leads no rule assigns.
+#[derive(Debug, Clone, Default)]
+pub struct LeadTakers {
+    /// Active managers, ascending, with their team.
+    pub managers: Vec<(i64, Option<i64>)>,
+    /// The team of the call's first user in one.
+    pub team: Option<i64>,
+}
+
 const COLS: &str = "id, priority, name, kind, enabled, match_number, timezone, days, \
                     open_minute, close_minute, target, outside_target";
 
@@ -171,6 +180,39 @@ impl Db {
             }
         }
         Ok(users)
+    }
+
+    /// Who may take a lead no rule assigns: every active manager (ascending,
+    /// with their team) and the team of the first of `users` in one.
+    pub async fn lead_takers(&self, users: &[i64]) -> Result<LeadTakers> {
+        let managers: Vec<(i64, Option<i64>)> = sqlx::query_as(
+            "SELECT id, team_id FROM users WHERE role = 'manager' AND active = 1 ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut team = None;
+        for &u in users {
+            let t: Option<Option<i64>> =
+                sqlx::query_scalar("SELECT team_id FROM users WHERE id = $1")
+                    .bind(u)
+                    .fetch_optional(&self.pool)
+                    .await?;
+            if let Some(Some(t)) = t {
+                team = Some(t);
+                break;
+            }
+        }
+        Ok(LeadTakers { managers, team })
+    }
+
+    /// Whether the user exists and is active.
+    pub async fn user_is_active(&self, id: i64) -> Result<bool> {
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM users WHERE id = $1 AND active = 1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(found.is_some())
     }
 
     /// Whether a team with this id exists.

@@ -16,6 +16,11 @@ pub struct Task {
     /// The missed call a callback task was made for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub call_id: Option<String>,
+    /// How many missed calls a callback stands for: a customer has one open
+    /// callback, made by their first missed call (`call_id`, and the due
+    /// time counts from it), and each later miss adds one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missed_calls: Option<i64>,
     #[serde(serialize_with = "crate::store::ser_opt_time")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub due_at: Option<i64>,
@@ -43,7 +48,7 @@ pub struct TaskData {
     pub lead_id: Option<i64>,
 }
 
-const COLS: &str = "id, title, kind, call_id, due_at, assignee_id, contact_id, lead_id, done, done_at, created_by, created_at";
+const COLS: &str = "id, title, kind, call_id, missed_calls, due_at, assignee_id, contact_id, lead_id, done, done_at, created_by, created_at";
 
 impl Db {
     pub async fn create_task(&self, d: &TaskData, created_by: Option<i64>) -> Result<Task> {
@@ -92,7 +97,14 @@ impl Db {
                 .bind(done.then(now_ms))
                 .bind(id)
                 .execute(&self.pool)
-                .await?
+                .await
+                .map_err(|e| match StoreError::from_write(e, "task") {
+                    // Reopening a callback while the customer has another open one.
+                    StoreError::Conflict(_) => StoreError::Conflict(
+                        "the customer has an open callback already; add to that one".into(),
+                    ),
+                    e => e,
+                })?
                 .rows_affected();
         Ok((self.task(id).await?, n > 0))
     }

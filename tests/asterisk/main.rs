@@ -12,5 +12,6 @@ mod harness;
 mod agi;
 mod calls;
 mod dial;
+mod leads;
 mod load;
 mod transfers;

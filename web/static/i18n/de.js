@@ -15,6 +15,7 @@ export default {
   'call.ringing': 'Klingelt',
   'callbacks.done': 'Erledigt',
   'callbacks.marked_done': 'Erledigt: {title}',
+  'callbacks.missed_calls': 'Verpasste Anrufe: {n}',
   'callbacks.no_due': 'ohne Termin',
   'callbacks.none': 'Keine Rückrufe offen.',
   'callbacks.overdue': 'Überfällig',

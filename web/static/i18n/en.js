@@ -15,6 +15,7 @@ export default {
   'call.ringing': 'Ringing',
   'callbacks.done': 'Done',
   'callbacks.marked_done': 'Done: {title}',
+  'callbacks.missed_calls': 'Missed calls: {n}',
   'callbacks.no_due': 'no due time',
   'callbacks.none': 'No callbacks waiting. Nice.',
   'callbacks.overdue': 'Overdue',

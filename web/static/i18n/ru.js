@@ -15,6 +15,7 @@ export default {
   'call.ringing': 'Звонит',
   'callbacks.done': 'Готово',
   'callbacks.marked_done': 'Выполнено: {title}',
+  'callbacks.missed_calls': 'Пропущенных звонков: {n}',
   'callbacks.no_due': 'без срока',
   'callbacks.none': 'Перезвонов нет.',
   'callbacks.overdue': 'Просрочено',

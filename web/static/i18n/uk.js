@@ -15,6 +15,7 @@ export default {
   'call.ringing': 'Дзвонить',
   'callbacks.done': 'Готово',
   'callbacks.marked_done': 'Виконано: {title}',
+  'callbacks.missed_calls': 'Пропущених дзвінків: {n}',
   'callbacks.no_due': 'без терміну',
   'callbacks.none': 'Передзвонів немає.',
   'callbacks.overdue': 'Прострочено',

@@ -438,6 +438,9 @@ function onFrame(f) {
       if (f.task?.title) toast(t('task.assigned', { title: taskTitle(f.task) }));
       if (['home', 'callbacks'].includes(currentRoute().name)) route();
       return;
+    case 'task.updated':
+      if (['home', 'callbacks'].includes(currentRoute().name)) route();
+      return;
     case 'lead.assigned':
       if (f.lead?.name) toast(t('lead.assigned', { name: f.lead.name }));
       if (currentRoute().name === 'leads') route();

@@ -87,6 +87,9 @@ function callbackList(ctx, tasks, onChange) {
         h(
           'div.callback-main',
           h('span.callback-title', taskTitle(task)),
+          task.missed_calls > 1
+            ? h('span.muted.callback-missed', t('callbacks.missed_calls', { n: task.missed_calls }))
+            : null,
           task.contact_id ? contactLink(task.contact_id) : null,
         ),
         h(
