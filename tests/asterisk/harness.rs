@@ -539,7 +539,7 @@ impl Pbx {
             "-mp".into(),
             media.to_string(),
         ];
-        if !extra.iter().any(|a| *a == "-m") {
+        if !extra.contains(&"-m") {
             args.extend(["-m".into(), "1".into()]);
         }
         args.extend(extra.iter().map(|s| s.to_string()));
@@ -793,7 +793,7 @@ impl User {
     pub async fn wait_frame(&self, kind: &str, pred: impl Fn(&Value) -> bool) -> Value {
         let what = format!("a {kind} frame for {}", self.login);
         let frames = self.frames.clone();
-        let found = wait_within(WAIT, &what, || {
+        wait_within(WAIT, &what, || {
             let hit = frames
                 .lock()
                 .unwrap()
@@ -802,8 +802,7 @@ impl User {
                 .map(|f| f.v.clone());
             async move { hit }
         })
-        .await;
-        found
+        .await
     }
 }
 
