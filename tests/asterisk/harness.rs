@@ -3,8 +3,8 @@
 //! `tests/asterisk/conf/` on free ports, starts `ringside serve` connected to
 //! it over AMI, plays the agents' phones and the carrier with SIPp, records
 //! the AMI stream, and waits on what users see (WebSocket frames, API state,
-//! files) with deadlines. `tests/asterisk/README`-level usage:
-//! `notes` in the repository's README ("Tests against a real Asterisk").
+//! files) with deadlines. The README's "Against a real Asterisk" says how
+//! to run it; a scenario module uses the functions below.
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashSet};
@@ -40,6 +40,9 @@ pub fn enabled(test: &str) -> bool {
     if std::env::var("RINGSIDE_TEST_ASTERISK").is_ok_and(|v| v == "1") {
         return true;
     }
+    // libtest names the thread after the test
+    let current = std::thread::current();
+    let test = current.name().unwrap_or(test);
     // straight to the stream: the test harness captures eprintln! of passing tests
     let _ = writeln!(
         std::io::stderr(),
@@ -539,7 +542,7 @@ impl Pbx {
             "-mp".into(),
             media.to_string(),
         ];
-        if !extra.iter().any(|a| *a == "-m") {
+        if !extra.contains(&"-m") {
             args.extend(["-m".into(), "1".into()]);
         }
         args.extend(extra.iter().map(|s| s.to_string()));
@@ -793,7 +796,7 @@ impl User {
     pub async fn wait_frame(&self, kind: &str, pred: impl Fn(&Value) -> bool) -> Value {
         let what = format!("a {kind} frame for {}", self.login);
         let frames = self.frames.clone();
-        let found = wait_within(WAIT, &what, || {
+        wait_within(WAIT, &what, || {
             let hit = frames
                 .lock()
                 .unwrap()
@@ -802,8 +805,7 @@ impl User {
                 .map(|f| f.v.clone());
             async move { hit }
         })
-        .await;
-        found
+        .await
     }
 }
 
@@ -1148,4 +1150,48 @@ impl Drop for Proxy {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// The proxy passes bytes both ways, a cut drops the open connection and
+/// refuses new ones, a restore lets new ones through (no Asterisk needed).
+#[tokio::test]
+async fn proxy_cuts_and_restores() {
+    let echo = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = echo.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = echo.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    let proxy = Proxy::start(&target).await;
+    let roundtrip = |addr: String| async move {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.ok()?;
+        s.write_all(b"ping").await.ok()?;
+        let mut b = [0u8; 4];
+        tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut b))
+            .await
+            .ok()?
+            .ok()?;
+        Some((s, b))
+    };
+    let (mut open, b) = roundtrip(proxy.addr.clone())
+        .await
+        .expect("through the proxy");
+    assert_eq!(&b, b"ping");
+    proxy.cut();
+    let mut b = [0u8; 1];
+    let r = tokio::time::timeout(Duration::from_secs(5), open.read(&mut b)).await;
+    assert!(
+        matches!(r, Ok(Ok(0)) | Ok(Err(_))),
+        "the open connection is dropped"
+    );
+    assert!(
+        roundtrip(proxy.addr.clone()).await.is_none(),
+        "new ones are refused"
+    );
+    proxy.restore();
+    assert!(roundtrip(proxy.addr.clone()).await.is_some(), "restored");
 }

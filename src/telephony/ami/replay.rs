@@ -368,6 +368,59 @@ mod tests {
         assert_eq!(r.cause.as_ref().map(|c| c.code), Some(16));
     }
 
+    /// Captured by the real-Asterisk suite (tests/asterisk/), with the
+    /// outcomes their notes state.
+    #[test]
+    fn e2e_queue_ringall_answered() {
+        let r = one(fixture!("queue_ringall_answered"));
+        assert_eq!(r.direction, Direction::Inbound);
+        assert_eq!(r.disposition, Disposition::Answered);
+        assert_eq!(r.queue.as_deref(), Some("sales"));
+        assert_eq!(r.agent.as_deref(), Some("101"));
+        assert_eq!(r.rang, ["101", "102"]);
+        near(r.ring_s, 2.5);
+        near(r.talk_s, 6.0);
+        assert_eq!(r.segments.len(), 1);
+        assert_eq!(r.segments[0].agent, "101");
+        assert!(r.transfers.is_empty());
+        assert_eq!(r.hold_s, 0.0);
+        assert_eq!(r.cause.as_ref().map(|c| c.code), Some(16));
+    }
+
+    #[test]
+    fn e2e_queue_abandoned() {
+        let r = one(fixture!("queue_abandoned_e2e"));
+        assert_eq!(r.caller, "+79031112233");
+        assert_eq!(r.disposition, Disposition::Abandoned);
+        assert_eq!(r.queue.as_deref(), Some("sales"));
+        assert_eq!(r.agent, None);
+        assert_eq!(r.rang, ["101", "102"]);
+        assert_eq!(r.talk_s, 0.0);
+        assert!(r.segments.is_empty());
+        assert_eq!(r.cause.as_ref().map(|c| c.code), Some(0));
+    }
+
+    #[test]
+    fn e2e_direct_busy() {
+        let r = one(fixture!("direct_busy_e2e"));
+        assert_eq!(r.disposition, Disposition::Busy);
+        assert_eq!(r.agent, None);
+        assert_eq!(r.rang, ["101"]);
+        assert_eq!(r.talk_s, 0.0);
+        assert_eq!(r.cause.as_ref().map(|c| c.code), Some(17));
+    }
+
+    #[test]
+    fn e2e_core_restart_with_a_call_up() {
+        let r = one(fixture!("core_restart_call_up"));
+        assert_eq!(r.disposition, Disposition::Answered);
+        assert_eq!(r.agent.as_deref(), Some("101"));
+        assert_eq!(r.rang, ["101"]);
+        assert!(r.ended_at.is_some());
+        assert!(r.talk_s < 1.0, "ended at the restart: {}", r.talk_s);
+        assert_eq!(r.cause.as_ref().map(|c| c.code), Some(16));
+    }
+
     #[test]
     fn synthetic_attended_transfer() {
         let r = one(fixture!("synthetic_attended_transfer"));
