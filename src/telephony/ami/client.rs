@@ -2,6 +2,12 @@
 //! list actions collected into one result, keep-alive pings, reconnect with
 //! backoff and jitter, and resync of live calls after a reconnect.
 //!
+//! An action Asterisk refuses after login for want of a privilege class
+//! (`Permission denied`) is not a reason to drop the link: the error names
+//! the action and the `write` classes it needs, the link reports itself
+//! degraded (`AmiClient::status`), live events keep flowing, and the refused
+//! resync is retried on the same growing backoff as a reconnect.
+//!
 //! Owns the socket and the call state built from it (mapper + tracker). The
 //! reader never waits for consumers: call events go through a bounded channel
 //! and are counted and dropped when it is full (a slow screen-pop consumer
@@ -204,8 +210,68 @@ pub enum ClientError {
     Timeout(String),
     #[error("Asterisk refused `{action}`: {message}")]
     Rejected { action: String, message: String },
+    /// The AMI account lacks the privilege class the action needs.
+    #[error(
+        "Asterisk refused `{action}` (Permission denied): the AMI account needs {classes} \
+         in its `write` classes (manager.conf)"
+    )]
+    NotPermitted { action: String, classes: String },
     #[error("AMI I/O error: {0}")]
     Io(String),
+}
+
+/// The `write` classes Asterisk 22 registers each action Ringside sends
+/// with (`ast_manager_register_xml`); any one of them lets the action run.
+pub fn action_classes(action: &str) -> &'static [&'static str] {
+    match action.to_ascii_lowercase().as_str() {
+        "coreshowchannels" => &["system", "reporting"],
+        "status" => &["system", "call", "reporting"],
+        "originate" => &["originate"],
+        "redirect" => &["call"],
+        "mixmonitor" => &["system"],
+        "stopmixmonitor" => &["system", "call"],
+        "queuepause" => &["agent"],
+        _ => &[],
+    }
+}
+
+/// `Response: Error` to `action`: `NotPermitted` when Asterisk says the
+/// account may not run it, `Rejected` otherwise.
+fn refusal(action: &str, message: String) -> ClientError {
+    if message.eq_ignore_ascii_case("Permission denied") {
+        let classes = match action_classes(action) {
+            [] => "a class Asterisk did not name".to_owned(),
+            [one] => format!("`{one}`"),
+            many => {
+                let quoted: Vec<String> = many.iter().map(|c| format!("`{c}`")).collect();
+                format!("one of {}", quoted.join(", "))
+            }
+        };
+        return ClientError::NotPermitted {
+            action: action.to_owned(),
+            classes,
+        };
+    }
+    ClientError::Rejected {
+        action: action.to_owned(),
+        message,
+    }
+}
+
+/// How the link to Asterisk is doing, for `/healthz` and `/metrics`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LinkStatus {
+    /// Logged in right now.
+    pub connected: bool,
+    /// Logins since start.
+    pub logins: u64,
+    /// Why the link works only in part (an action refused for want of a
+    /// privilege class); `None` when all is well.
+    pub degraded: Option<String>,
+    /// The last reason the link went down or could not come up.
+    pub last_error: Option<String>,
+    /// Actions Asterisk refused for want of a privilege class.
+    pub refused: u64,
 }
 
 /// The answer to a list action: the first response plus the item events.
@@ -239,6 +305,12 @@ struct Shared {
     connected: AtomicBool,
     dropped: AtomicU64,
     connects: AtomicU64,
+    refused: AtomicU64,
+    /// The session got through its resync or a keep-alive: a drop after it
+    /// starts the backoff from the minimum again.
+    healthy: AtomicBool,
+    degraded: StdMutex<Option<String>>,
+    last_error: StdMutex<Option<String>>,
     state: StdMutex<CallState>,
     events_tx: mpsc::Sender<CallEvent>,
     moments_tx: mpsc::Sender<Moment>,
@@ -295,6 +367,10 @@ pub fn start(cfg: ClientConfig) -> (AmiClient, CallFeed) {
         connected: AtomicBool::new(false),
         dropped: AtomicU64::new(0),
         connects: AtomicU64::new(0),
+        refused: AtomicU64::new(0),
+        healthy: AtomicBool::new(false),
+        degraded: StdMutex::new(None),
+        last_error: StdMutex::new(None),
         events_tx,
         moments_tx,
         finished_tx,
@@ -319,14 +395,24 @@ async fn supervise(shared: Arc<Shared>) {
             r = connect_and_run(&shared) => r,
             _ = shared.stop.notified() => break,
         };
-        let was_up = shared.connected.swap(false, Ordering::AcqRel);
+        shared.connected.store(false, Ordering::Release);
         *shared.writer.lock().await = None;
         fail_pending(&shared);
-        match res {
-            Ok(()) => tracing::warn!("AMI connection closed by Asterisk"),
-            Err(e) => tracing::warn!(error = %e, "AMI connection lost"),
-        }
-        if was_up {
+        let why = match res {
+            Ok(()) => {
+                tracing::warn!("AMI connection closed by Asterisk");
+                "closed by Asterisk".to_owned()
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "AMI connection lost");
+                e.to_string()
+            }
+        };
+        set_text(&shared.last_error, Some(why));
+        // Only a session that worked resets the backoff: one that logs in
+        // and fails at once (a refused action, a drop after login) waits
+        // longer each time, like a refused connect.
+        if shared.healthy.swap(false, Ordering::AcqRel) {
             delay = shared.cfg.reconnect_min;
         }
         // 50-100 % jitter keeps many nodes from reconnecting in lockstep.
@@ -341,6 +427,16 @@ async fn supervise(shared: Arc<Shared>) {
     shared.connected.store(false, Ordering::Release);
     *shared.writer.lock().await = None;
     fail_pending(&shared);
+}
+
+fn set_text(slot: &StdMutex<Option<String>>, v: Option<String>) {
+    if let Ok(mut s) = slot.lock() {
+        *s = v;
+    }
+}
+
+fn get_text(slot: &StdMutex<Option<String>>) -> Option<String> {
+    slot.lock().ok().and_then(|s| s.clone())
 }
 
 fn fail_pending(shared: &Shared) {
@@ -410,10 +506,47 @@ async fn logged_in(client: &AmiClient) -> Result<(), ClientError> {
     shared.connected.store(true, Ordering::Release);
     let n = shared.connects.fetch_add(1, Ordering::AcqRel);
     tracing::info!(host = %url.host, port = url.port, reconnect = n > 0, "AMI logged in");
-    client.resync().await?;
+    let cfg = &shared.cfg;
+    let mut resync_delay = cfg.reconnect_min;
+    let mut resync_at = Some(tokio::time::Instant::now());
+    let mut ping_at = tokio::time::Instant::now() + cfg.ping_interval;
     loop {
-        tokio::time::sleep(shared.cfg.ping_interval).await;
-        client.action(Action::new("Ping")).await?;
+        if resync_at.is_some_and(|t| t <= tokio::time::Instant::now()) {
+            match client.resync().await {
+                Ok(()) => {
+                    resync_at = None;
+                    shared.healthy.store(true, Ordering::Release);
+                    if get_text(&shared.degraded).is_some() {
+                        tracing::info!("AMI resync allowed now; the link is whole again");
+                    }
+                    set_text(&shared.degraded, None);
+                }
+                Err(e @ ClientError::NotPermitted { .. }) => {
+                    // Live events still flow: stay logged in, say what is
+                    // missing, and ask again later rather than reconnect.
+                    shared.refused.fetch_add(1, Ordering::Relaxed);
+                    let why = format!(
+                        "{e}; calls that were up or ended while the link was down cannot be \
+                         rebuilt, live calls are still logged"
+                    );
+                    if get_text(&shared.degraded).as_deref() != Some(why.as_str()) {
+                        tracing::error!(error = %e, "AMI link degraded: resync refused");
+                    }
+                    set_text(&shared.degraded, Some(why));
+                    let jitter = rand::thread_rng().gen_range(0.5..1.0);
+                    resync_at = Some(tokio::time::Instant::now() + resync_delay.mul_f64(jitter));
+                    resync_delay = (resync_delay * 2).min(cfg.reconnect_max);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let wake = resync_at.map_or(ping_at, |r| r.min(ping_at));
+        tokio::time::sleep_until(wake).await;
+        if ping_at <= tokio::time::Instant::now() {
+            client.action(Action::new("Ping")).await?;
+            shared.healthy.store(true, Ordering::Release);
+            ping_at = tokio::time::Instant::now() + cfg.ping_interval;
+        }
     }
 }
 
@@ -555,6 +688,18 @@ impl AmiClient {
         self.shared.connects.load(Ordering::Acquire)
     }
 
+    /// How the link is doing (connected, degraded and why, last error).
+    pub fn status(&self) -> LinkStatus {
+        let s = &self.shared;
+        LinkStatus {
+            connected: self.is_connected(),
+            logins: self.connects(),
+            degraded: get_text(&s.degraded),
+            last_error: get_text(&s.last_error),
+            refused: s.refused.load(Ordering::Relaxed),
+        }
+    }
+
     /// Calls in progress as the tracker sees them.
     pub fn live_calls(&self) -> Vec<CallSession> {
         match self.shared.state.lock() {
@@ -617,10 +762,8 @@ impl AmiClient {
             .response()
             .is_some_and(|r| r.eq_ignore_ascii_case("Error"))
         {
-            return Err(ClientError::Rejected {
-                action: action.name().to_owned(),
-                message: msg.get("Message").unwrap_or_default().to_owned(),
-            });
+            let message = msg.get("Message").unwrap_or_default().to_owned();
+            return Err(refusal(action.name(), message));
         }
         Ok(msg)
     }
@@ -646,10 +789,7 @@ impl AmiClient {
         }
         match tokio::time::timeout(self.shared.cfg.action_timeout, rx).await {
             Ok(Ok(r)) => r.map_err(|e| match e {
-                ClientError::Rejected { message, .. } => ClientError::Rejected {
-                    action: action.name().to_owned(),
-                    message,
-                },
+                ClientError::Rejected { message, .. } => refusal(action.name(), message),
                 e => e,
             }),
             Ok(Err(_)) => Err(ClientError::Disconnected),

@@ -4,7 +4,9 @@
 //! recorded pace. It can drop the connection at chosen points (optionally
 //! "losing" the events that happen while no one is connected) and accepts the
 //! reconnect, and it can be shut down and started again on the same port with
-//! the same script, like an Asterisk restart seen from the CRM.
+//! the same script, like an Asterisk restart seen from the CRM. It can refuse
+//! chosen actions with `Permission denied`, like an account without the
+//! action's privilege class.
 //!
 //! Owns only the imitation of Asterisk; it must not share code paths with the
 //! client beyond the codec, so tests exercise the client against the wire.
@@ -51,6 +53,9 @@ pub struct FakeScript {
     pub events: Vec<(u64, Message)>,
     pub pace: Pace,
     pub drops: Vec<DropPoint>,
+    /// Actions answered `Permission denied`, as Asterisk answers an account
+    /// without the action's privilege class (names compared ignoring case).
+    pub refuse: Vec<String>,
 }
 
 impl FakeScript {
@@ -63,6 +68,7 @@ impl FakeScript {
             events: events_with_times(ami, times),
             pace: Pace::Full,
             drops: Vec::new(),
+            refuse: Vec::new(),
         }
     }
 }
@@ -137,6 +143,22 @@ impl FakeState {
             .lock()
             .map(|p| p.actions.clone())
             .unwrap_or_default()
+    }
+
+    /// How many times `action` was received (any connection, ignoring case).
+    pub fn count(&self, action: &str) -> usize {
+        self.progress
+            .lock()
+            .map(|p| {
+                p.actions
+                    .iter()
+                    .filter(|a| {
+                        a.get("Action")
+                            .is_some_and(|n| n.eq_ignore_ascii_case(action))
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
     }
 
     /// Waits until every event of the script has been streamed or lost.
@@ -295,7 +317,16 @@ async fn connection(sock: TcpStream, state: Arc<FakeState>) {
             let action = m.get("Action").unwrap_or_default().to_ascii_lowercase();
             let id = m.action_id().unwrap_or_default().to_owned();
             let mut w = wr.lock().await;
+            let refused = state
+                .script
+                .refuse
+                .iter()
+                .any(|r| r.eq_ignore_ascii_case(&action));
             let ok = match action.as_str() {
+                _ if refused => w
+                    .write_all(&reply(&id, "Error", &[("Message", "Permission denied")]))
+                    .await
+                    .is_ok(),
                 "login" => {
                     let s = &state.script;
                     let key = super::client::md5_key(CHALLENGE, &s.secret);
