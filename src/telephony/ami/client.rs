@@ -15,10 +15,10 @@
 //! Finished calls go through an unbounded channel: one small record per
 //! call, which cannot be rebuilt later, so they are never dropped.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
@@ -30,10 +30,11 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{Mutex, Notify, mpsc, oneshot};
 
+use super::cdr::CdrFile;
 use super::codec::{Action, Decoder, Frame, Message};
 use super::mapper::{Mapper, MapperConfig};
 use super::replay::message_time;
-use crate::calls::{CallEvent, CallSession, CallTracker, Moment};
+use crate::calls::{CallEvent, CallEventKind, CallSession, CallTracker, Moment};
 
 /// `ami://user:secret@host:5038`, as `RINGSIDE_AMI_URL` gives it.
 #[derive(Clone, PartialEq, Eq)]
@@ -172,6 +173,13 @@ pub struct ClientConfig {
     /// Capacity of the call-event channel; beyond it events are dropped and counted.
     pub event_capacity: usize,
     pub mapper: MapperConfig,
+    /// The file Asterisk's `cdr_custom` writes (`RINGSIDE_AMI_CDR_FILE`):
+    /// after an outage, calls that ended or happened in it are completed or
+    /// logged from it. Without it they keep uncertain times.
+    pub cdr_file: Option<std::path::PathBuf>,
+    /// How long to wait for the CDR of a call that ended just before the
+    /// reconnect (Asterisk writes it a moment after the hangup).
+    pub cdr_wait: Duration,
 }
 
 impl ClientConfig {
@@ -182,6 +190,7 @@ impl ClientConfig {
         };
         let mut cfg = ClientConfig::new(url.parse()?);
         cfg.mapper = MapperConfig::from_config(config);
+        cfg.cdr_file.clone_from(&config.ami_cdr_file);
         Ok(Some(cfg))
     }
 
@@ -196,6 +205,8 @@ impl ClientConfig {
             reconnect_max: Duration::from_secs(30),
             event_capacity: 4096,
             mapper: MapperConfig::default(),
+            cdr_file: None,
+            cdr_wait: Duration::from_secs(2),
         }
     }
 }
@@ -295,6 +306,32 @@ struct CallState {
     tracker: CallTracker,
     events: Vec<CallEvent>,
     moments: Vec<Moment>,
+    seen: SeenCalls,
+}
+
+/// Ids of the calls lately started, so records read after an outage never
+/// bring back a call that was seen (the call log's claim guards the rest).
+#[derive(Default)]
+struct SeenCalls {
+    ids: HashSet<String>,
+    order: VecDeque<String>,
+}
+
+impl SeenCalls {
+    const CAP: usize = 100_000;
+
+    fn insert(&mut self, id: &str) {
+        if self.ids.contains(id) {
+            return;
+        }
+        self.ids.insert(id.to_owned());
+        self.order.push_back(id.to_owned());
+        if self.order.len() > Self::CAP
+            && let Some(old) = self.order.pop_front()
+        {
+            self.ids.remove(&old);
+        }
+    }
 }
 
 struct Shared {
@@ -311,6 +348,11 @@ struct Shared {
     healthy: AtomicBool,
     degraded: StdMutex<Option<String>>,
     last_error: StdMutex<Option<String>>,
+    /// When a message last came from Asterisk (Unix ms; 0: never).
+    last_heard_ms: AtomicI64,
+    /// The last message before the current connection (0: first connection).
+    outage_since_ms: AtomicI64,
+    cdr: Mutex<Option<CdrFile>>,
     state: StdMutex<CallState>,
     events_tx: mpsc::Sender<CallEvent>,
     moments_tx: mpsc::Sender<Moment>,
@@ -359,7 +401,9 @@ pub fn start(cfg: ClientConfig) -> (AmiClient, CallFeed) {
             tracker: CallTracker::new(),
             events: Vec::new(),
             moments: Vec::new(),
+            seen: SeenCalls::default(),
         }),
+        cdr: Mutex::new(cfg.cdr_file.as_ref().map(CdrFile::new)),
         cfg,
         writer: Mutex::new(None),
         pending: StdMutex::new(HashMap::new()),
@@ -371,6 +415,8 @@ pub fn start(cfg: ClientConfig) -> (AmiClient, CallFeed) {
         healthy: AtomicBool::new(false),
         degraded: StdMutex::new(None),
         last_error: StdMutex::new(None),
+        last_heard_ms: AtomicI64::new(0),
+        outage_since_ms: AtomicI64::new(0),
         events_tx,
         moments_tx,
         finished_tx,
@@ -468,6 +514,8 @@ async fn connect_and_run(shared: &Arc<Shared>) -> Result<(), ClientError> {
         .map_err(|_| ClientError::Timeout("connect".into()))?
         .map_err(|e| ClientError::Io(e.to_string()))?;
     let _ = stream.set_nodelay(true);
+    let heard = shared.last_heard_ms.load(Ordering::Acquire);
+    shared.outage_since_ms.store(heard, Ordering::Release);
     let (rd, wr) = stream.into_split();
     *shared.writer.lock().await = Some(wr);
     let client = AmiClient {
@@ -564,6 +612,9 @@ async fn read_loop(shared: &Arc<Shared>, mut rd: OwnedReadHalf) -> Result<(), Cl
         if n == 0 {
             return Ok(());
         }
+        shared
+            .last_heard_ms
+            .store(Utc::now().timestamp_millis(), Ordering::Release);
         loop {
             match dec.decode(&mut buf) {
                 Ok(Some(Frame::Message(m))) => dispatch(shared, m),
@@ -645,12 +696,17 @@ fn feed_event(shared: &Shared, m: &Message) {
 }
 
 fn emit(shared: &Shared, st: &mut CallState) {
-    for e in st.events.drain(..) {
+    let mut events = std::mem::take(&mut st.events);
+    for e in events.drain(..) {
+        if let CallEventKind::Started { .. } = e.kind {
+            st.seen.insert(&e.call_id);
+        }
         st.tracker.feed_into(e.clone(), &mut st.moments);
         if let Err(mpsc::error::TrySendError::Full(_)) = shared.events_tx.try_send(e) {
             count_drop(shared);
         }
     }
+    st.events = events;
     for mo in st.moments.drain(..) {
         match mo {
             Moment::Finished(s) => {
@@ -801,21 +857,98 @@ impl AmiClient {
     }
 
     /// Rebuilds live calls from `CoreShowChannels`: calls that ended while
-    /// the link was down are closed (once), calls still up carry on.
+    /// the link was down are closed (once), calls still up carry on. With a
+    /// CDR file, the closed calls get their real end from it and the calls
+    /// that started and ended inside the outage are logged from it; without
+    /// one (or without their record) closed calls keep uncertain times.
     pub async fn resync(&self) -> Result<(), ClientError> {
         let known: HashSet<String> = match self.shared.state.lock() {
             Ok(st) => st.mapper.channel_ids().map(str::to_owned).collect(),
             Err(_) => HashSet::new(),
         };
         let answer = self.list(Action::new("CoreShowChannels")).await?;
+        let since = match self.shared.outage_since_ms.load(Ordering::Acquire) {
+            0 => None,
+            ms => chrono::DateTime::from_timestamp_millis(ms),
+        };
+        let mut gone = Vec::new();
+        if let Ok(mut st) = self.shared.state.lock() {
+            st.mapper
+                .resync(&answer.items, &known, Utc::now(), &mut gone);
+        }
+        let ended: Vec<String> = gone
+            .iter()
+            .filter(|e| matches!(e.kind, CallEventKind::Ended { .. }))
+            .map(|e| e.call_id.clone())
+            .collect();
+        let records = self.cdr_records(since.is_some(), &ended).await;
         let Ok(mut st) = self.shared.state.lock() else {
             return Ok(());
         };
         let st = &mut *st;
-        st.mapper
-            .resync(&answer.items, &known, Utc::now(), &mut st.events);
+        for e in gone {
+            match e.kind {
+                CallEventKind::Ended { cause } => match records.get(&e.call_id) {
+                    Some(rows) => super::cdr::finish(&e.call_id, rows, &st.mapper, &mut st.events),
+                    None => st.events.push(CallEvent {
+                        at: since.unwrap_or(e.at),
+                        kind: CallEventKind::Lost { cause },
+                        call_id: e.call_id,
+                    }),
+                },
+                _ => st.events.push(e),
+            }
+        }
+        if let Some(since) = since {
+            // A little before the last message: a call can start as the link goes.
+            let from = since - chrono::TimeDelta::seconds(2);
+            let mut missed: Vec<(&String, &Vec<super::cdr::CdrRow>)> = records
+                .iter()
+                .filter(|(id, rows)| {
+                    !st.seen.ids.contains(*id)
+                        && st.tracker.get(id).is_none()
+                        && rows.first().is_some_and(|r| r.start >= from)
+                })
+                .collect();
+            missed.sort_by_key(|(_, rows)| rows.first().map(|r| r.start));
+            for (id, rows) in missed {
+                tracing::info!(call_id = %id, "logging a call from the CDR that happened while the AMI link was down");
+                super::cdr::replay_call(id, rows, &st.mapper, &mut st.events);
+            }
+        }
         emit(&self.shared, st);
         Ok(())
+    }
+
+    /// The CDR records written since the last look, by call. On the first
+    /// connection the file's past is skipped; after an outage, calls that
+    /// ended just before the reconnect get a moment for their record.
+    async fn cdr_records(
+        &self,
+        after_outage: bool,
+        ended: &[String],
+    ) -> HashMap<String, Vec<super::cdr::CdrRow>> {
+        let mut guard = self.shared.cdr.lock().await;
+        let Some(file) = guard.as_mut() else {
+            return HashMap::new();
+        };
+        if !after_outage {
+            file.skip_to_end().await;
+            return HashMap::new();
+        }
+        let mut records = file.read_new().await;
+        let deadline = tokio::time::Instant::now() + self.shared.cfg.cdr_wait;
+        while ended.iter().any(|id| !records.contains_key(id))
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            for (id, rows) in file.read_new().await {
+                let all = records.entry(id).or_default();
+                all.extend(rows);
+                all.sort_by(|a, b| a.start.cmp(&b.start).then(a.sequence.cmp(&b.sequence)));
+            }
+        }
+        records
     }
 
     /// Click-to-call: rings the agent's phone first; when the agent answers,
