@@ -6,6 +6,7 @@ usage: agent_scenario.py NAME STEP... > scenarios/NAME.xml
 Steps (run in order; a BYE from the PBX ends the scenario at any wait):
   ring MS        take the INVITE, 180 Ringing, answer with 200 after MS ms
   ring_unanswered  take the INVITE, 180 Ringing, never answer: wait for the CANCEL
+  busy           take the INVITE and refuse it with 486 Busy Here
   wait MS        stay in the call MS ms, answering re-INVITEs from the PBX
   dtmf DIGITS    send DIGITS (0-9 * #) as RFC 4733 events from SIPp's pcaps
   hold / unhold  re-INVITE with a=sendonly / a=sendrecv
@@ -223,6 +224,26 @@ def main():
       [last_To:];tag=[pid]SIPpTag01[call_number]
       [last_Call-ID:]
       CSeq: [$invite_cseq] INVITE
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv request="ACK" timeout="5000" ontimeout="done" next="done"/>""")
+        elif step == "busy":
+            out.append("""  <recv request="INVITE" crlf="true">
+    <action>
+      <ereg regexp=".*" search_in="hdr" header="From:" check_it="true" assign_to="peer"/>
+      <ereg regexp=".*" search_in="hdr" header="To:" check_it="true" assign_to="me"/>
+      <ereg regexp="sip:[^>;]*" search_in="hdr" header="Contact:" check_it="true" assign_to="peer_uri"/>
+    </action>
+  </recv>
+  <send>
+    <![CDATA[
+      SIP/2.0 486 Busy Here
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
       Content-Length: 0
     ]]>
   </send>

@@ -10,3 +10,6 @@ g blind_transferer    ring 2000 wait 3000 dtmf '#1' wait 1000 dtmf 102 await_bye
 g hold_unhold         ring 2000 wait 3000 hold wait 4000 unhold wait 3000 bye
 g ring_unanswered     ring_unanswered
 g attended_abandoned  ring 2000 wait 3000 dtmf '*2' wait 1000 dtmf 102 wait 20000 bye
+g busy                busy
+g answer_hangup_3s    ring 500 wait 3000 bye
+g answer_await_bye    ring 1000 await_bye
