@@ -12,4 +12,5 @@ mod harness;
 mod agi;
 mod calls;
 mod load;
+mod outage;
 mod transfers;
