@@ -18,6 +18,9 @@ pub struct Config {
     /// `ringside:push`), so deployments can share one Redis server.
     pub redis_prefix: String,
     pub ami_url: Option<String>,
+    /// The JSON-lines file Asterisk's `cdr_custom` writes
+    /// (`dialplans/cdr_custom.conf`), read after an AMI outage.
+    pub ami_cdr_file: Option<PathBuf>,
     pub sip_bind: Option<String>,
     pub http_bind: SocketAddr,
     pub recordings_dir: PathBuf,
@@ -378,6 +381,7 @@ struct FileConfig {
     redis_url: Option<String>,
     redis_prefix: Option<String>,
     ami_url: Option<String>,
+    ami_cdr_file: Option<PathBuf>,
     sip_bind: Option<String>,
     http_bind: Option<String>,
     recordings_dir: Option<PathBuf>,
@@ -496,6 +500,10 @@ impl Config {
                 format!("`{url}` must look like ami://user:secret@host:5038"),
             ));
         }
+        let ami_cdr_file = lookup(env, "RINGSIDE_AMI_CDR_FILE")
+            .map(PathBuf::from)
+            .or(fc.ami_cdr_file)
+            .filter(|p| !p.as_os_str().is_empty());
         let cti_raw: Vec<String> = match lookup(env, "RINGSIDE_CTI_TOKENS") {
             Some(v) => v
                 .split(',')
@@ -582,6 +590,7 @@ impl Config {
             redis_url,
             redis_prefix,
             ami_url,
+            ami_cdr_file,
             sip_bind,
             http_bind,
             recordings_dir,

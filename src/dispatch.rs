@@ -709,6 +709,7 @@ async fn call_row(
             })
             .collect(),
         wrapup,
+        times: s.times.as_str().to_owned(),
     }
 }
 

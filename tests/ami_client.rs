@@ -419,3 +419,39 @@ async fn slow_event_consumer_never_stalls_the_reader() {
     client.stop();
     fake.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_refused_resync_keeps_the_link_and_its_live_calls_without_a_login_storm() {
+    let (ami, times) = fixture("queue_answered");
+    let mut script = FakeScript::from_transcript(&ami, &times);
+    // An account whose `write` lacks `system` and `reporting`.
+    script.refusals = vec![("CoreShowChannels".into(), "Permission denied".into())];
+    script.pace = Pace::Recorded { speed: 4.0 };
+    let fake = FakeAmi::start(script).await.expect("fake starts");
+    let (client, mut feed) = client::start(config(&fake.url()));
+    // The live call is still logged from the events that flow.
+    let r = collect(&client, &mut feed, 1).await.remove(0);
+    assert_eq!(r.disposition, Disposition::Answered);
+    assert_eq!(r.agent.as_deref(), Some("102"));
+    // The refused resync is asked again on the backoff, on the same login.
+    let state = fake.state();
+    for _ in 0..2000 {
+        if state.count("CoreShowChannels") >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(state.count("CoreShowChannels") >= 3, "resync retried");
+    assert_eq!(state.count("Login"), 1, "one login, no storm");
+    assert_eq!(client.connects(), 1);
+    let status = client.status();
+    assert!(status.connected);
+    assert!(status.refused >= 3);
+    let why = status.degraded.expect("degraded while refused");
+    assert!(
+        why.contains("CoreShowChannels") && why.contains("`reporting`") && why.contains("`system`"),
+        "{why}"
+    );
+    client.stop();
+    fake.shutdown().await;
+}

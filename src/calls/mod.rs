@@ -197,6 +197,41 @@ pub enum CallEventKind {
     Ended {
         cause: HangupCause,
     },
+    /// The call ended while the link to the PBX was down, at a moment not
+    /// known: after `at` (the last moment the call was known to be up) and
+    /// before the link came back. Its times are lower bounds.
+    Lost {
+        cause: HangupCause,
+    },
+    /// What follows for this call was read from the PBX's own records (its
+    /// CDR) after the link came back, not seen as it happened.
+    Recovered,
+}
+
+/// Where a call's times come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CallTimes {
+    /// Seen as it happened.
+    #[default]
+    Live,
+    /// Completed from the PBX's own records after the link was down.
+    Recovered,
+    /// The call ended while the link was down and the PBX's records did not
+    /// say when: `ended_at` is the last moment it was known up, durations are
+    /// lower bounds.
+    Uncertain,
+}
+
+impl CallTimes {
+    /// The name used in records and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallTimes::Live => "live",
+            CallTimes::Recovered => "recovered",
+            CallTimes::Uncertain => "uncertain",
+        }
+    }
 }
 
 /// Everything known about one call.
@@ -238,6 +273,8 @@ pub struct CallSession {
     pub originator_left: bool,
     /// The agents last announced as on this call (`Moment::Parties`).
     pub shown_parties: Vec<(String, Part)>,
+    /// Whether the times were seen live, recovered or are uncertain.
+    pub times: CallTimes,
 }
 
 /// One agent's stretch of a call: opened when they answer (or take the call
@@ -294,6 +331,7 @@ impl CallSession {
             held_since: None,
             originator_left: false,
             shown_parties: Vec::new(),
+            times: CallTimes::Live,
         }
     }
 
@@ -501,6 +539,7 @@ impl CallSession {
                 .collect(),
             hold_s: self.hold_seconds(),
             cause: self.cause.clone(),
+            times: self.times,
         }
     }
 }
@@ -540,6 +579,9 @@ pub struct CallRecord {
     pub hold_s: f64,
     /// How the PBX said the call ended (the caller's leg).
     pub cause: Option<HangupCause>,
+    /// `live`, `recovered` (from the PBX's CDR after an outage) or
+    /// `uncertain` (ended during an outage, end not known).
+    pub times: CallTimes,
 }
 
 /// One agent's stretch of a call in a `CallRecord`.
@@ -647,6 +689,19 @@ impl CallTracker {
             s.announce_parties(out);
             return;
         }
+        if let CallEventKind::Lost { cause } = kind {
+            if let Some(mut s) = self.live.remove(&call_id) {
+                // Never before what was seen of the call.
+                let at = at.max(s.started_at).max(s.answered_at.unwrap_or(at));
+                s.times = CallTimes::Uncertain;
+                s.ended_at = Some(at);
+                s.cause = Some(cause);
+                s.disconnect(at);
+                s.unhold(at);
+                out.push(Moment::Finished(Box::new(s)));
+            }
+            return;
+        }
         if let CallEventKind::Ended { cause } = kind {
             if let Some(mut s) = self.live.remove(&call_id) {
                 s.ended_at = Some(at);
@@ -694,7 +749,9 @@ fn apply(
     match kind {
         CallEventKind::Started { .. }
         | CallEventKind::Ended { .. }
+        | CallEventKind::Lost { .. }
         | CallEventKind::Merged { .. } => {}
+        CallEventKind::Recovered => s.times = CallTimes::Recovered,
         CallEventKind::Did { did } => s.did = Some(did),
         CallEventKind::DialedOut { number } => {
             if s.external_callee.is_none() {

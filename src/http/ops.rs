@@ -33,20 +33,41 @@ pub fn router() -> Router<AppState> {
         .route("/metrics", get(metrics))
 }
 
+/// `{"status": "ok|degraded", "database": "ok|<error>", "ami": {...}}`: 503
+/// when the database is down; a PBX link that is down or works only in part
+/// (`ami.status` `disconnected` / `degraded`, with `ami.reason`) makes the
+/// whole `degraded` but keeps 200, since the node still serves its users.
 async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
-    match sqlx::query_scalar::<_, i64>("SELECT 1")
+    let db = sqlx::query_scalar::<_, i64>("SELECT 1")
         .fetch_one(&state.db.pool)
-        .await
-    {
-        Ok(_) => (
-            StatusCode::OK,
-            axum::Json(serde_json::json!({"status": "ok", "database": "ok"})),
-        ),
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(serde_json::json!({"status": "degraded", "database": e.to_string()})),
-        ),
+        .await;
+    let mut body = serde_json::json!({"status": "ok", "database": "ok"});
+    let mut code = StatusCode::OK;
+    if let Err(e) = db {
+        body["status"] = "degraded".into();
+        body["database"] = e.to_string().into();
+        code = StatusCode::SERVICE_UNAVAILABLE;
     }
+    if let Some(pbx) = &state.pbx {
+        let s = pbx.status();
+        let (status, reason) = match (&s.degraded, s.connected) {
+            (_, false) => (
+                "disconnected",
+                s.last_error.clone().unwrap_or_else(|| "connecting".into()),
+            ),
+            (Some(why), true) => ("degraded", why.clone()),
+            (None, true) => ("ok", String::new()),
+        };
+        if status != "ok" {
+            body["status"] = "degraded".into();
+        }
+        let mut ami = serde_json::json!({"status": status, "logins": s.logins});
+        if !reason.is_empty() {
+            ami["reason"] = reason.into();
+        }
+        body["ami"] = ami;
+    }
+    (code, axum::Json(body))
 }
 
 async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
@@ -96,6 +117,29 @@ async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) 
         "ringside_caller_index_rebuilds_total {}",
         state.callers.rebuilds()
     );
+    if let Some(pbx) = &state.pbx {
+        let s = pbx.status();
+        out.push_str("# HELP ringside_ami_connected Whether the AMI link is logged in.\n");
+        out.push_str("# TYPE ringside_ami_connected gauge\n");
+        let _ = writeln!(out, "ringside_ami_connected {}", u8::from(s.connected));
+        out.push_str(
+            "# HELP ringside_ami_degraded Whether the AMI link works only in part (see /healthz).\n",
+        );
+        out.push_str("# TYPE ringside_ami_degraded gauge\n");
+        let _ = writeln!(
+            out,
+            "ringside_ami_degraded {}",
+            u8::from(s.degraded.is_some())
+        );
+        out.push_str("# HELP ringside_ami_logins_total AMI logins since start.\n");
+        out.push_str("# TYPE ringside_ami_logins_total counter\n");
+        let _ = writeln!(out, "ringside_ami_logins_total {}", s.logins);
+        out.push_str(
+            "# HELP ringside_ami_refused_total AMI actions refused for want of a privilege class.\n",
+        );
+        out.push_str("# TYPE ringside_ami_refused_total counter\n");
+        let _ = writeln!(out, "ringside_ami_refused_total {}", s.refused);
+    }
     let pool = &state.db.pool;
     out.push_str("# HELP ringside_db_connections Open database connections.\n");
     out.push_str("# TYPE ringside_db_connections gauge\n");

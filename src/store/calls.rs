@@ -46,6 +46,8 @@ pub struct NewCall {
     pub segments: Vec<NewSegment>,
     /// A wrap-up given while the call was still going.
     pub wrapup: Option<WrapUp>,
+    /// live | recovered | uncertain (see `calls::CallTimes`).
+    pub times: String,
 }
 
 #[derive(Debug, Clone)]
@@ -118,6 +120,12 @@ pub struct Call {
     pub lead_id: Option<i64>,
     /// The agent's disposition code and note, once given.
     pub wrapup: Option<CallWrapUp>,
+    /// Where the times come from: `live` (seen as it happened), `recovered`
+    /// (the call ended or happened while the PBX link was down; its times
+    /// were read from the PBX's CDR), `uncertain` (it ended while the link
+    /// was down and nothing said when: `ended_at` is the last moment it was
+    /// known up, `ring_s`/`talk_s` are lower bounds).
+    pub times: String,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -181,12 +189,13 @@ struct CallRow {
     wrapup_note: Option<String>,
     wrapup_by: Option<i64>,
     wrapup_at: Option<i64>,
+    times: String,
 }
 
 const COLS: &str = "calls.id, calls.call_id, direction, caller, caller_name, callee, did, queue, \
      originator, originator_user_id, agent, agent_user_id, disposition, cause_code, cause_text, \
      recording, transfers, calls.started_at, answered_at, calls.ended_at, ring_ms, talk_ms, hold_ms, \
-     contact_id, lead_id, wrapup_code, wrapup_note, wrapup_by, wrapup_at";
+     contact_id, lead_id, wrapup_code, wrapup_note, wrapup_by, wrapup_at, times";
 
 /// Who reads the call log.
 #[derive(Debug, Clone, Copy)]
@@ -276,9 +285,9 @@ impl Db {
             "INSERT INTO calls (call_id, direction, caller, caller_name, callee, did, queue, \
              originator, originator_user_id, agent, agent_user_id, disposition, cause_code, cause_text, \
              recording, transfers, started_at, answered_at, ended_at, ring_ms, talk_ms, hold_ms, \
-             contact_id, lead_id, wrapup_code, wrapup_note, wrapup_by, wrapup_at, created_at) \
+             contact_id, lead_id, wrapup_code, wrapup_note, wrapup_by, wrapup_at, created_at, times) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
-             $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29) \
+             $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30) \
              ON CONFLICT (call_id) DO NOTHING RETURNING id",
         )
         .bind(&c.call_id)
@@ -310,6 +319,7 @@ impl Db {
         .bind(c.wrapup.as_ref().map(|w| w.by))
         .bind(c.wrapup.as_ref().map(|w| w.at))
         .bind(now_ms())
+        .bind(if c.times.is_empty() { "live" } else { c.times.as_str() })
         .fetch_optional(&mut *tx)
         .await?;
         if won.is_none() {
@@ -582,6 +592,7 @@ impl Db {
                     contact_id: r.contact_id,
                     lead_id: r.lead_id,
                     wrapup,
+                    times: r.times,
                 }
             })
             .collect())

@@ -14,4 +14,5 @@ mod calls;
 mod dial;
 mod leads;
 mod load;
+mod outage;
 mod transfers;

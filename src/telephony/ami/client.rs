@@ -2,6 +2,12 @@
 //! list actions collected into one result, keep-alive pings, reconnect with
 //! backoff and jitter, and resync of live calls after a reconnect.
 //!
+//! An action Asterisk refuses after login for want of a privilege class
+//! (`Permission denied`) is not a reason to drop the link: the error names
+//! the action and the `write` classes it needs, the link reports itself
+//! degraded (`AmiClient::status`), live events keep flowing, and the refused
+//! resync is retried on the same growing backoff as a reconnect.
+//!
 //! Owns the socket and the call state built from it (mapper + tracker). The
 //! reader never waits for consumers: call events go through a bounded channel
 //! and are counted and dropped when it is full (a slow screen-pop consumer
@@ -9,10 +15,10 @@
 //! Finished calls go through an unbounded channel: one small record per
 //! call, which cannot be rebuilt later, so they are never dropped.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
@@ -24,10 +30,11 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{Mutex, Notify, mpsc, oneshot};
 
+use super::cdr::CdrFile;
 use super::codec::{Action, Decoder, Frame, Message};
 use super::mapper::{Mapper, MapperConfig};
 use super::replay::message_time;
-use crate::calls::{CallEvent, CallSession, CallTracker, Moment};
+use crate::calls::{CallEvent, CallEventKind, CallSession, CallTracker, Moment};
 
 /// `ami://user:secret@host:5038`, as `RINGSIDE_AMI_URL` gives it.
 #[derive(Clone, PartialEq, Eq)]
@@ -166,6 +173,13 @@ pub struct ClientConfig {
     /// Capacity of the call-event channel; beyond it events are dropped and counted.
     pub event_capacity: usize,
     pub mapper: MapperConfig,
+    /// The file Asterisk's `cdr_custom` writes (`RINGSIDE_AMI_CDR_FILE`):
+    /// after an outage, calls that ended or happened in it are completed or
+    /// logged from it. Without it they keep uncertain times.
+    pub cdr_file: Option<std::path::PathBuf>,
+    /// How long to wait for the CDR of a call that ended just before the
+    /// reconnect (Asterisk writes it a moment after the hangup).
+    pub cdr_wait: Duration,
 }
 
 impl ClientConfig {
@@ -176,6 +190,7 @@ impl ClientConfig {
         };
         let mut cfg = ClientConfig::new(url.parse()?);
         cfg.mapper = MapperConfig::from_config(config);
+        cfg.cdr_file.clone_from(&config.ami_cdr_file);
         Ok(Some(cfg))
     }
 
@@ -190,6 +205,8 @@ impl ClientConfig {
             reconnect_max: Duration::from_secs(30),
             event_capacity: 4096,
             mapper: MapperConfig::default(),
+            cdr_file: None,
+            cdr_wait: Duration::from_secs(2),
         }
     }
 }
@@ -204,8 +221,68 @@ pub enum ClientError {
     Timeout(String),
     #[error("Asterisk refused `{action}`: {message}")]
     Rejected { action: String, message: String },
+    /// The AMI account lacks the privilege class the action needs.
+    #[error(
+        "Asterisk refused `{action}` (Permission denied): the AMI account needs {classes} \
+         in its `write` classes (manager.conf)"
+    )]
+    NotPermitted { action: String, classes: String },
     #[error("AMI I/O error: {0}")]
     Io(String),
+}
+
+/// The `write` classes Asterisk 22 registers each action Ringside sends
+/// with (`ast_manager_register_xml`); any one of them lets the action run.
+pub fn action_classes(action: &str) -> &'static [&'static str] {
+    match action.to_ascii_lowercase().as_str() {
+        "coreshowchannels" => &["system", "reporting"],
+        "status" => &["system", "call", "reporting"],
+        "originate" => &["originate"],
+        "redirect" => &["call"],
+        "mixmonitor" => &["system"],
+        "stopmixmonitor" => &["system", "call"],
+        "queuepause" => &["agent"],
+        _ => &[],
+    }
+}
+
+/// `Response: Error` to `action`: `NotPermitted` when Asterisk says the
+/// account may not run it, `Rejected` otherwise.
+fn refusal(action: &str, message: String) -> ClientError {
+    if message.eq_ignore_ascii_case("Permission denied") {
+        let classes = match action_classes(action) {
+            [] => "a class Asterisk did not name".to_owned(),
+            [one] => format!("`{one}`"),
+            many => {
+                let quoted: Vec<String> = many.iter().map(|c| format!("`{c}`")).collect();
+                format!("one of {}", quoted.join(", "))
+            }
+        };
+        return ClientError::NotPermitted {
+            action: action.to_owned(),
+            classes,
+        };
+    }
+    ClientError::Rejected {
+        action: action.to_owned(),
+        message,
+    }
+}
+
+/// How the link to Asterisk is doing, for `/healthz` and `/metrics`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LinkStatus {
+    /// Logged in right now.
+    pub connected: bool,
+    /// Logins since start.
+    pub logins: u64,
+    /// Why the link works only in part (an action refused for want of a
+    /// privilege class); `None` when all is well.
+    pub degraded: Option<String>,
+    /// The last reason the link went down or could not come up.
+    pub last_error: Option<String>,
+    /// Actions Asterisk refused for want of a privilege class.
+    pub refused: u64,
 }
 
 /// The answer to a list action: the first response plus the item events.
@@ -229,6 +306,32 @@ struct CallState {
     tracker: CallTracker,
     events: Vec<CallEvent>,
     moments: Vec<Moment>,
+    seen: SeenCalls,
+}
+
+/// Ids of the calls lately started, so records read after an outage never
+/// bring back a call that was seen (the call log's claim guards the rest).
+#[derive(Default)]
+struct SeenCalls {
+    ids: HashSet<String>,
+    order: VecDeque<String>,
+}
+
+impl SeenCalls {
+    const CAP: usize = 100_000;
+
+    fn insert(&mut self, id: &str) {
+        if self.ids.contains(id) {
+            return;
+        }
+        self.ids.insert(id.to_owned());
+        self.order.push_back(id.to_owned());
+        if self.order.len() > Self::CAP
+            && let Some(old) = self.order.pop_front()
+        {
+            self.ids.remove(&old);
+        }
+    }
 }
 
 struct Shared {
@@ -239,6 +342,17 @@ struct Shared {
     connected: AtomicBool,
     dropped: AtomicU64,
     connects: AtomicU64,
+    refused: AtomicU64,
+    /// The session got through its resync or a keep-alive: a drop after it
+    /// starts the backoff from the minimum again.
+    healthy: AtomicBool,
+    degraded: StdMutex<Option<String>>,
+    last_error: StdMutex<Option<String>>,
+    /// When a message last came from Asterisk (Unix ms; 0: never).
+    last_heard_ms: AtomicI64,
+    /// The last message before the current connection (0: first connection).
+    outage_since_ms: AtomicI64,
+    cdr: Mutex<Option<CdrFile>>,
     state: StdMutex<CallState>,
     events_tx: mpsc::Sender<CallEvent>,
     moments_tx: mpsc::Sender<Moment>,
@@ -287,7 +401,9 @@ pub fn start(cfg: ClientConfig) -> (AmiClient, CallFeed) {
             tracker: CallTracker::new(),
             events: Vec::new(),
             moments: Vec::new(),
+            seen: SeenCalls::default(),
         }),
+        cdr: Mutex::new(cfg.cdr_file.as_ref().map(CdrFile::new)),
         cfg,
         writer: Mutex::new(None),
         pending: StdMutex::new(HashMap::new()),
@@ -295,6 +411,12 @@ pub fn start(cfg: ClientConfig) -> (AmiClient, CallFeed) {
         connected: AtomicBool::new(false),
         dropped: AtomicU64::new(0),
         connects: AtomicU64::new(0),
+        refused: AtomicU64::new(0),
+        healthy: AtomicBool::new(false),
+        degraded: StdMutex::new(None),
+        last_error: StdMutex::new(None),
+        last_heard_ms: AtomicI64::new(0),
+        outage_since_ms: AtomicI64::new(0),
         events_tx,
         moments_tx,
         finished_tx,
@@ -319,14 +441,24 @@ async fn supervise(shared: Arc<Shared>) {
             r = connect_and_run(&shared) => r,
             _ = shared.stop.notified() => break,
         };
-        let was_up = shared.connected.swap(false, Ordering::AcqRel);
+        shared.connected.store(false, Ordering::Release);
         *shared.writer.lock().await = None;
         fail_pending(&shared);
-        match res {
-            Ok(()) => tracing::warn!("AMI connection closed by Asterisk"),
-            Err(e) => tracing::warn!(error = %e, "AMI connection lost"),
-        }
-        if was_up {
+        let why = match res {
+            Ok(()) => {
+                tracing::warn!("AMI connection closed by Asterisk");
+                "closed by Asterisk".to_owned()
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "AMI connection lost");
+                e.to_string()
+            }
+        };
+        set_text(&shared.last_error, Some(why));
+        // Only a session that worked resets the backoff: one that logs in
+        // and fails at once (a refused action, a drop after login) waits
+        // longer each time, like a refused connect.
+        if shared.healthy.swap(false, Ordering::AcqRel) {
             delay = shared.cfg.reconnect_min;
         }
         // 50-100 % jitter keeps many nodes from reconnecting in lockstep.
@@ -341,6 +473,16 @@ async fn supervise(shared: Arc<Shared>) {
     shared.connected.store(false, Ordering::Release);
     *shared.writer.lock().await = None;
     fail_pending(&shared);
+}
+
+fn set_text(slot: &StdMutex<Option<String>>, v: Option<String>) {
+    if let Ok(mut s) = slot.lock() {
+        *s = v;
+    }
+}
+
+fn get_text(slot: &StdMutex<Option<String>>) -> Option<String> {
+    slot.lock().ok().and_then(|s| s.clone())
 }
 
 fn fail_pending(shared: &Shared) {
@@ -372,6 +514,8 @@ async fn connect_and_run(shared: &Arc<Shared>) -> Result<(), ClientError> {
         .map_err(|_| ClientError::Timeout("connect".into()))?
         .map_err(|e| ClientError::Io(e.to_string()))?;
     let _ = stream.set_nodelay(true);
+    let heard = shared.last_heard_ms.load(Ordering::Acquire);
+    shared.outage_since_ms.store(heard, Ordering::Release);
     let (rd, wr) = stream.into_split();
     *shared.writer.lock().await = Some(wr);
     let client = AmiClient {
@@ -410,10 +554,47 @@ async fn logged_in(client: &AmiClient) -> Result<(), ClientError> {
     shared.connected.store(true, Ordering::Release);
     let n = shared.connects.fetch_add(1, Ordering::AcqRel);
     tracing::info!(host = %url.host, port = url.port, reconnect = n > 0, "AMI logged in");
-    client.resync().await?;
+    let cfg = &shared.cfg;
+    let mut resync_delay = cfg.reconnect_min;
+    let mut resync_at = Some(tokio::time::Instant::now());
+    let mut ping_at = tokio::time::Instant::now() + cfg.ping_interval;
     loop {
-        tokio::time::sleep(shared.cfg.ping_interval).await;
-        client.action(Action::new("Ping")).await?;
+        if resync_at.is_some_and(|t| t <= tokio::time::Instant::now()) {
+            match client.resync().await {
+                Ok(()) => {
+                    resync_at = None;
+                    shared.healthy.store(true, Ordering::Release);
+                    if get_text(&shared.degraded).is_some() {
+                        tracing::info!("AMI resync allowed now; the link is whole again");
+                    }
+                    set_text(&shared.degraded, None);
+                }
+                Err(e @ ClientError::NotPermitted { .. }) => {
+                    // Live events still flow: stay logged in, say what is
+                    // missing, and ask again later rather than reconnect.
+                    shared.refused.fetch_add(1, Ordering::Relaxed);
+                    let why = format!(
+                        "{e}; calls that were up or ended while the link was down cannot be \
+                         rebuilt, live calls are still logged"
+                    );
+                    if get_text(&shared.degraded).as_deref() != Some(why.as_str()) {
+                        tracing::error!(error = %e, "AMI link degraded: resync refused");
+                    }
+                    set_text(&shared.degraded, Some(why));
+                    let jitter = rand::thread_rng().gen_range(0.5..1.0);
+                    resync_at = Some(tokio::time::Instant::now() + resync_delay.mul_f64(jitter));
+                    resync_delay = (resync_delay * 2).min(cfg.reconnect_max);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let wake = resync_at.map_or(ping_at, |r| r.min(ping_at));
+        tokio::time::sleep_until(wake).await;
+        if ping_at <= tokio::time::Instant::now() {
+            client.action(Action::new("Ping")).await?;
+            shared.healthy.store(true, Ordering::Release);
+            ping_at = tokio::time::Instant::now() + cfg.ping_interval;
+        }
     }
 }
 
@@ -431,6 +612,9 @@ async fn read_loop(shared: &Arc<Shared>, mut rd: OwnedReadHalf) -> Result<(), Cl
         if n == 0 {
             return Ok(());
         }
+        shared
+            .last_heard_ms
+            .store(Utc::now().timestamp_millis(), Ordering::Release);
         loop {
             match dec.decode(&mut buf) {
                 Ok(Some(Frame::Message(m))) => dispatch(shared, m),
@@ -512,12 +696,17 @@ fn feed_event(shared: &Shared, m: &Message) {
 }
 
 fn emit(shared: &Shared, st: &mut CallState) {
-    for e in st.events.drain(..) {
+    let mut events = std::mem::take(&mut st.events);
+    for e in events.drain(..) {
+        if let CallEventKind::Started { .. } = e.kind {
+            st.seen.insert(&e.call_id);
+        }
         st.tracker.feed_into(e.clone(), &mut st.moments);
         if let Err(mpsc::error::TrySendError::Full(_)) = shared.events_tx.try_send(e) {
             count_drop(shared);
         }
     }
+    st.events = events;
     for mo in st.moments.drain(..) {
         match mo {
             Moment::Finished(s) => {
@@ -553,6 +742,18 @@ impl AmiClient {
     /// How many times the client has logged in (1 after the first connect).
     pub fn connects(&self) -> u64 {
         self.shared.connects.load(Ordering::Acquire)
+    }
+
+    /// How the link is doing (connected, degraded and why, last error).
+    pub fn status(&self) -> LinkStatus {
+        let s = &self.shared;
+        LinkStatus {
+            connected: self.is_connected(),
+            logins: self.connects(),
+            degraded: get_text(&s.degraded),
+            last_error: get_text(&s.last_error),
+            refused: s.refused.load(Ordering::Relaxed),
+        }
     }
 
     /// Calls in progress as the tracker sees them.
@@ -617,10 +818,8 @@ impl AmiClient {
             .response()
             .is_some_and(|r| r.eq_ignore_ascii_case("Error"))
         {
-            return Err(ClientError::Rejected {
-                action: action.name().to_owned(),
-                message: msg.get("Message").unwrap_or_default().to_owned(),
-            });
+            let message = msg.get("Message").unwrap_or_default().to_owned();
+            return Err(refusal(action.name(), message));
         }
         Ok(msg)
     }
@@ -646,10 +845,7 @@ impl AmiClient {
         }
         match tokio::time::timeout(self.shared.cfg.action_timeout, rx).await {
             Ok(Ok(r)) => r.map_err(|e| match e {
-                ClientError::Rejected { message, .. } => ClientError::Rejected {
-                    action: action.name().to_owned(),
-                    message,
-                },
+                ClientError::Rejected { message, .. } => refusal(action.name(), message),
                 e => e,
             }),
             Ok(Err(_)) => Err(ClientError::Disconnected),
@@ -661,21 +857,98 @@ impl AmiClient {
     }
 
     /// Rebuilds live calls from `CoreShowChannels`: calls that ended while
-    /// the link was down are closed (once), calls still up carry on.
+    /// the link was down are closed (once), calls still up carry on. With a
+    /// CDR file, the closed calls get their real end from it and the calls
+    /// that started and ended inside the outage are logged from it; without
+    /// one (or without their record) closed calls keep uncertain times.
     pub async fn resync(&self) -> Result<(), ClientError> {
         let known: HashSet<String> = match self.shared.state.lock() {
             Ok(st) => st.mapper.channel_ids().map(str::to_owned).collect(),
             Err(_) => HashSet::new(),
         };
         let answer = self.list(Action::new("CoreShowChannels")).await?;
+        let since = match self.shared.outage_since_ms.load(Ordering::Acquire) {
+            0 => None,
+            ms => chrono::DateTime::from_timestamp_millis(ms),
+        };
+        let mut gone = Vec::new();
+        if let Ok(mut st) = self.shared.state.lock() {
+            st.mapper
+                .resync(&answer.items, &known, Utc::now(), &mut gone);
+        }
+        let ended: Vec<String> = gone
+            .iter()
+            .filter(|e| matches!(e.kind, CallEventKind::Ended { .. }))
+            .map(|e| e.call_id.clone())
+            .collect();
+        let records = self.cdr_records(since.is_some(), &ended).await;
         let Ok(mut st) = self.shared.state.lock() else {
             return Ok(());
         };
         let st = &mut *st;
-        st.mapper
-            .resync(&answer.items, &known, Utc::now(), &mut st.events);
+        for e in gone {
+            match e.kind {
+                CallEventKind::Ended { cause } => match records.get(&e.call_id) {
+                    Some(rows) => super::cdr::finish(&e.call_id, rows, &st.mapper, &mut st.events),
+                    None => st.events.push(CallEvent {
+                        at: since.unwrap_or(e.at),
+                        kind: CallEventKind::Lost { cause },
+                        call_id: e.call_id,
+                    }),
+                },
+                _ => st.events.push(e),
+            }
+        }
+        if let Some(since) = since {
+            // A little before the last message: a call can start as the link goes.
+            let from = since - chrono::TimeDelta::seconds(2);
+            let mut missed: Vec<(&String, &Vec<super::cdr::CdrRow>)> = records
+                .iter()
+                .filter(|(id, rows)| {
+                    !st.seen.ids.contains(*id)
+                        && st.tracker.get(id).is_none()
+                        && rows.first().is_some_and(|r| r.start >= from)
+                })
+                .collect();
+            missed.sort_by_key(|(_, rows)| rows.first().map(|r| r.start));
+            for (id, rows) in missed {
+                tracing::info!(call_id = %id, "logging a call from the CDR that happened while the AMI link was down");
+                super::cdr::replay_call(id, rows, &st.mapper, &mut st.events);
+            }
+        }
         emit(&self.shared, st);
         Ok(())
+    }
+
+    /// The CDR records written since the last look, by call. On the first
+    /// connection the file's past is skipped; after an outage, calls that
+    /// ended just before the reconnect get a moment for their record.
+    async fn cdr_records(
+        &self,
+        after_outage: bool,
+        ended: &[String],
+    ) -> HashMap<String, Vec<super::cdr::CdrRow>> {
+        let mut guard = self.shared.cdr.lock().await;
+        let Some(file) = guard.as_mut() else {
+            return HashMap::new();
+        };
+        if !after_outage {
+            file.skip_to_end().await;
+            return HashMap::new();
+        }
+        let mut records = file.read_new().await;
+        let deadline = tokio::time::Instant::now() + self.shared.cfg.cdr_wait;
+        while ended.iter().any(|id| !records.contains_key(id))
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            for (id, rows) in file.read_new().await {
+                let all = records.entry(id).or_default();
+                all.extend(rows);
+                all.sort_by(|a, b| a.start.cmp(&b.start).then(a.sequence.cmp(&b.sequence)));
+            }
+        }
+        records
     }
 
     /// Click-to-call: rings the agent's phone first; when the agent answers,

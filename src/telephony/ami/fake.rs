@@ -4,7 +4,9 @@
 //! recorded pace. It can drop the connection at chosen points (optionally
 //! "losing" the events that happen while no one is connected) and accepts the
 //! reconnect, and it can be shut down and started again on the same port with
-//! the same script, like an Asterisk restart seen from the CRM.
+//! the same script, like an Asterisk restart seen from the CRM. It can refuse
+//! chosen actions with `Permission denied`, like an account without the
+//! action's privilege class.
 //!
 //! Owns only the imitation of Asterisk; it must not share code paths with the
 //! client beyond the codec, so tests exercise the client against the wire.
@@ -52,7 +54,8 @@ pub struct FakeScript {
     pub pace: Pace,
     pub drops: Vec<DropPoint>,
     /// Actions answered `Response: Error` with this `Message`, by action
-    /// name (`("Originate", "Extension does not exist.")`), as Asterisk
+    /// name compared ignoring case (`("Originate", "Extension does not
+    /// exist.")`, `("CoreShowChannels", "Permission denied")`), as Asterisk
     /// answers what its dialplan or the account's classes do not allow.
     pub refusals: Vec<(String, String)>,
 }
@@ -142,6 +145,22 @@ impl FakeState {
             .lock()
             .map(|p| p.actions.clone())
             .unwrap_or_default()
+    }
+
+    /// How many times `action` was received (any connection, ignoring case).
+    pub fn count(&self, action: &str) -> usize {
+        self.progress
+            .lock()
+            .map(|p| {
+                p.actions
+                    .iter()
+                    .filter(|a| {
+                        a.get("Action")
+                            .is_some_and(|n| n.eq_ignore_ascii_case(action))
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
     }
 
     /// Waits until every event of the script has been streamed or lost.

@@ -12,6 +12,7 @@
 //! - `fake::FakeAmi::start(fake::demo_script(..))`: a simulated Asterisk for
 //!   the demo and for tests.
 
+pub mod cdr;
 pub mod client;
 pub mod codec;
 pub mod fake;
