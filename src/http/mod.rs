@@ -76,7 +76,8 @@ impl AppState {
         let phones = PhoneNormalizer::new(&config.default_region)
             .map_err(|e| anyhow::anyhow!("default region: {e}"))?;
         let callers = Callers::load(&db, &config).await?;
-        let extensions = crate::extensions::Extensions::load(&db).await?;
+        let extensions =
+            crate::extensions::Extensions::load_with(&db, config.pbx.device.clone()).await?;
         let push = match config.redis_url.as_deref() {
             Some(url) => crate::push::Hub::with_redis(url, &config.redis_prefix).await?,
             None => crate::push::Hub::local(),

@@ -173,6 +173,8 @@ pub struct ClientConfig {
     /// Capacity of the call-event channel; beyond it events are dropped and counted.
     pub event_capacity: usize,
     pub mapper: MapperConfig,
+    /// The users' devices, so channels of named endpoints are agents' phones.
+    pub devices: Option<Arc<crate::extensions::Extensions>>,
     /// The file Asterisk's `cdr_custom` writes (`RINGSIDE_AMI_CDR_FILE`):
     /// after an outage, calls that ended or happened in it are completed or
     /// logged from it. Without it they keep uncertain times.
@@ -205,6 +207,7 @@ impl ClientConfig {
             reconnect_max: Duration::from_secs(30),
             event_capacity: 4096,
             mapper: MapperConfig::default(),
+            devices: None,
             cdr_file: None,
             cdr_wait: Duration::from_secs(2),
         }
@@ -397,7 +400,7 @@ pub fn start(cfg: ClientConfig) -> (AmiClient, CallFeed) {
     let (finished_tx, finished) = mpsc::unbounded_channel();
     let shared = Arc::new(Shared {
         state: StdMutex::new(CallState {
-            mapper: Mapper::new(cfg.mapper.clone()),
+            mapper: Mapper::new(cfg.mapper.clone()).with_devices(cfg.devices.clone()),
             tracker: CallTracker::new(),
             events: Vec::new(),
             moments: Vec::new(),
