@@ -158,6 +158,13 @@ impl Dispatch {
     /// Forwards everything an AMI connection yields, moments first so a
     /// call's pop never trails its own end.
     pub fn follow_ami(&self, mut feed: crate::telephony::ami::client::CallFeed) {
+        let mut agents = feed.agents;
+        let presence = self.inner.state.presence.clone();
+        tokio::spawn(async move {
+            while let Some(s) = agents.recv().await {
+                presence.pbx(s).await;
+            }
+        });
         let me = self.clone();
         tokio::spawn(async move {
             loop {

@@ -181,6 +181,23 @@ impl Extensions {
         self.read().by_key.get(&key).cloned().unwrap_or_default()
     }
 
+    /// The same, asking the database about an extension the map does not
+    /// know yet (a user added a moment ago elsewhere).
+    pub async fn users_of_interface(&self, db: &Db, channel: &str) -> Vec<i64> {
+        let users = self.users_of_device(channel);
+        if !users.is_empty() {
+            return users;
+        }
+        let Some((tech, name)) = device_id(channel) else {
+            return Vec::new();
+        };
+        let ext = self
+            .pattern
+            .ext_of(&format!("{tech}/{name}"))
+            .unwrap_or(name);
+        self.users(db, &ext).await.unwrap_or_default()
+    }
+
     /// The devices that ring a user, as the PBX is to be told them: their
     /// own devices, then `[pbx] device` of each extension none of them has.
     pub fn devices_of(&self, user: &User) -> Vec<String> {

@@ -82,8 +82,10 @@ impl AppState {
             Some(url) => crate::push::Hub::with_redis(url, &config.redis_prefix).await?,
             None => crate::push::Hub::local(),
         };
+        let extensions = Arc::new(extensions);
         let presence = crate::presence::Presence::new(db.clone(), push.clone())
-            .with_wrap_up(config.calls.wrap_up);
+            .with_wrap_up(config.calls.wrap_up)
+            .with_devices(extensions.clone());
         let routing = Arc::new(crate::routing::Routing::new(&config)?);
         Ok(Self {
             push,
@@ -99,7 +101,7 @@ impl AppState {
             limiter: Arc::new(LoginLimiter::new(Duration::from_secs(15 * 60), 100, 300)),
             metrics: Arc::new(ops::Metrics::default()),
             callers: Arc::new(callers),
-            extensions: Arc::new(extensions),
+            extensions,
             routing,
         })
     }
