@@ -504,8 +504,41 @@ pub struct DialView {
     pub request_id: String,
 }
 
-/// Click-to-call: rings the agent's phone (`[pbx] device`), then, once they
-/// answer, dials the number from `[pbx] originate_context`.
+/// A name as it may stand in a caller ID header: no quotes, angle brackets
+/// or control characters, at most 40 characters.
+fn caller_id_name(name: &str) -> String {
+    name.chars()
+        .filter(|c| !c.is_control() && !matches!(c, '"' | '<' | '>' | '\\'))
+        .take(40)
+        .collect::<String>()
+        .trim()
+        .to_owned()
+}
+
+/// The number a user's click-to-calls present: theirs, else their team's,
+/// else `[pbx] presented_number`.
+async fn presented_number(state: &AppState, user: &AuthUser) -> Option<String> {
+    if let Some(n) = &user.0.presented_number {
+        return Some(n.clone());
+    }
+    if let Some(team) = user.0.team_id
+        && let Ok(teams) = state.db.teams().await
+        && let Some(n) = teams
+            .into_iter()
+            .find(|t| t.id == team)
+            .and_then(|t| t.presented_number)
+    {
+        return Some(n);
+    }
+    state.config.pbx.presented_number.clone()
+}
+
+/// Click-to-call: rings the agent's phone (their first device, else
+/// `[pbx] device` of their extension) showing the number being called and
+/// the contact's name, then, once they answer, dials the number from
+/// `[pbx] originate_context` with `RINGSIDE_PRESENTED` (the number to show
+/// the customer: the user's, the team's or `[pbx] presented_number`, empty
+/// when none is set) and `RINGSIDE_AGENT` (the agent's extension).
 #[utoipa::path(post, path = "/api/v1/calls/dial", tag = "calls", request_body = DialInput,
     responses((status = 202, body = DialView), (status = 400, body = super::error::ErrorBody),
               (status = 502, description = "the PBX refused the call (`dial_refused`), e.g. the number is not in the originate context", body = super::error::ErrorBody),
@@ -519,8 +552,10 @@ async fn dial(
         .phones
         .normalize(req.number.trim())
         .map_err(|e| ApiError::bad_request(format!("number: {e}")))?;
-    let Some(ext) = user.0.extensions.first().cloned() else {
-        return Err(ApiError::bad_request("you have no extension to call from"));
+    let Some(device) = state.extensions.devices_of(&user.0).into_iter().next() else {
+        return Err(ApiError::bad_request(
+            "you have no extension or device to call from",
+        ));
     };
     let Some(pbx) = state.pbx.as_ref().filter(|p| p.is_connected()) else {
         return Err(ApiError::new(
@@ -530,17 +565,51 @@ async fn dial(
         ));
     };
     let request_id = crate::auth::random_password();
-    let device = state.config.pbx.device.device(&ext);
     let context = state.config.pbx.originate_context.as_str();
     let exten = number.as_str();
+    // The agent's phone shows whom they are calling (the card's name when
+    // they may see it); the customer sees the presented number, which the
+    // dialplan sets from RINGSIDE_PRESENTED.
+    let name = match crate::crm::directory::identify(&state.db, &state.callers, exten).await {
+        Ok(found) => {
+            let card = found.contact.as_ref().or(found.lead.as_ref()).cloned();
+            match card {
+                Some(c)
+                    if sees_party(&state, &user, Some(c.party()))
+                        .await
+                        .unwrap_or(false) =>
+                {
+                    Some(c.name)
+                }
+                _ => None,
+            }
+        }
+        Err(_) => None,
+    };
+    let caller_id = match name
+        .as_deref()
+        .map(caller_id_name)
+        .filter(|n| !n.is_empty())
+    {
+        Some(n) => format!("\"{n}\" <{exten}>"),
+        None => format!("<{exten}>"),
+    };
+    let presented = presented_number(&state, &user).await;
+    let agent_ext = user
+        .0
+        .devices
+        .iter()
+        .find(|d| d.device == device)
+        .and_then(|d| d.extension.clone())
+        .or_else(|| user.0.extensions.first().cloned())
+        .unwrap_or_default();
+    let variables = [
+        ("RINGSIDE_REQUEST", request_id.as_str()),
+        ("RINGSIDE_PRESENTED", presented.as_deref().unwrap_or("")),
+        ("RINGSIDE_AGENT", agent_ext.as_str()),
+    ];
     match pbx
-        .originate_click_to_call(
-            &device,
-            exten,
-            context,
-            &ext,
-            &[("RINGSIDE_REQUEST", request_id.as_str())],
-        )
+        .originate_click_to_call(&device, exten, context, &caller_id, &variables)
         .await
     {
         Ok(_) => Ok((StatusCode::ACCEPTED, Json(DialView { request_id }))),
