@@ -190,6 +190,8 @@ struct Agents {
     by_call: HashMap<String, Vec<i64>>,
     /// Whose each queue member is, by (queue, interface).
     members: HashMap<(String, String), Vec<i64>>,
+    /// Members nobody was found for yet (their user may be added later).
+    unowned: HashMap<(String, String), QueueMember>,
 }
 
 /// Cheap to clone.
@@ -369,6 +371,11 @@ impl Presence {
             e.online = true;
         })
         .await;
+        // Members the PBX named before this user was known may be theirs.
+        let unowned: Vec<QueueMember> = self.lock().unowned.values().cloned().collect();
+        for m in unowned {
+            self.member(m).await;
+        }
     }
 
     pub async fn tab_closed(&self, user: i64) {
@@ -383,13 +390,16 @@ impl Presence {
                     .iter()
                     .map(|m| (m.queue.clone(), m.interface.clone()))
                     .collect();
-                let gone: Vec<(String, String)> = self
-                    .lock()
-                    .members
-                    .keys()
-                    .filter(|k| !listed.contains(*k))
-                    .cloned()
-                    .collect();
+                let gone: Vec<(String, String)> = {
+                    let mut agents = self.lock();
+                    agents.unowned.retain(|k, _| listed.contains(k));
+                    agents
+                        .members
+                        .keys()
+                        .filter(|k| !listed.contains(*k))
+                        .cloned()
+                        .collect()
+                };
                 for (queue, interface) in gone {
                     self.member_gone(queue, interface).await;
                 }
@@ -408,7 +418,7 @@ impl Presence {
                             // The more telling reason stays when Asterisk
                             // follows it with a plain "unavailable".
                             let keep = p == PhoneProblem::Unavailable
-                                && e.phone_down.get(&device).is_some();
+                                && e.phone_down.contains_key(&device);
                             if !keep {
                                 e.phone_down.insert(device, p);
                             }
@@ -435,10 +445,15 @@ impl Presence {
                 .await;
         }
         let key = (m.queue.clone(), m.interface.clone());
-        let before = if users.is_empty() {
-            self.lock().members.remove(&key)
-        } else {
-            self.lock().members.insert(key.clone(), users.clone())
+        let before = {
+            let mut agents = self.lock();
+            if users.is_empty() {
+                agents.unowned.insert(key.clone(), m.clone());
+                agents.members.remove(&key)
+            } else {
+                agents.unowned.remove(&key);
+                agents.members.insert(key.clone(), users.clone())
+            }
         }
         .unwrap_or_default();
         for u in before.into_iter().filter(|u| !users.contains(u)) {
@@ -472,7 +487,11 @@ impl Presence {
 
     async fn member_gone(&self, queue: String, interface: String) {
         let key = (queue, interface);
-        let users = self.lock().members.remove(&key).unwrap_or_default();
+        let users = {
+            let mut agents = self.lock();
+            agents.unowned.remove(&key);
+            agents.members.remove(&key).unwrap_or_default()
+        };
         for u in users {
             let key = key.clone();
             self.change(u, move |_, e| {
