@@ -61,10 +61,11 @@ pub fn signal(m: &Message) -> Option<PbxSignal> {
             })
         }
         "ContactStatus" => {
+            // A permanent contact (`contact =` in the AOR) has no endpoint name.
             let endpoint = m
                 .get("EndpointName")
-                .or_else(|| m.get("AOR"))
-                .filter(|e| !e.is_empty())?;
+                .filter(|e| !e.is_empty())
+                .or_else(|| m.get("AOR").filter(|e| !e.is_empty()))?;
             let problem = match m.get("ContactStatus")? {
                 s if s.eq_ignore_ascii_case("Unreachable") => Some(PhoneProblem::Unreachable),
                 s if s.eq_ignore_ascii_case("Removed") => Some(PhoneProblem::Unregistered),
