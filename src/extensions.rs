@@ -362,4 +362,52 @@ mod tests {
         assert_eq!(ext.users(&db, "102").await.unwrap(), Vec::<i64>::new());
         assert_eq!(ext.users(&db, "301").await.unwrap(), [anna.id]);
     }
+
+    #[tokio::test]
+    async fn devices_find_their_user_both_ways() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&format!("sqlite://{}", dir.path().join("x.db").display()))
+            .await
+            .unwrap();
+        db.migrate().await.unwrap();
+        let anna = user(&db, "anna", &[]).await;
+        let anna = db
+            .set_user_phones(
+                anna.id,
+                Some(&[
+                    Device {
+                        device: "PJSIP/anna-desk".into(),
+                        extension: Some("101".into()),
+                    },
+                    Device {
+                        device: "SIP/150010002".into(),
+                        extension: None,
+                    },
+                ]),
+                None,
+            )
+            .await
+            .unwrap();
+        let boris = user(&db, "boris", &["7"]).await;
+        let ext = Extensions::load_with(&db, DevicePattern::parse("SIP/1500{ext}").unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            ext.phone_of("PJSIP/anna-desk-0000001a").as_deref(),
+            Some("101")
+        );
+        assert_eq!(
+            ext.phone_of("sip/150010002-00000002").as_deref(),
+            Some("SIP/150010002")
+        );
+        assert_eq!(ext.users_of_device("SIP/150010002"), [anna.id]);
+        assert_eq!(ext.users(&db, "101").await.unwrap(), [anna.id]);
+        // The pattern read the other way: SIP/15007 is extension 7.
+        assert_eq!(ext.phone_of("SIP/15007-0000000a").as_deref(), Some("7"));
+        assert_eq!(ext.users_of_device("SIP/15007"), [boris.id]);
+        assert_eq!(ext.phone_of("PJSIP/trunk-0000000c"), None);
+        assert_eq!(ext.devices_of(&anna), ["PJSIP/anna-desk", "SIP/150010002"]);
+        assert_eq!(ext.devices_of(&boris), ["SIP/15007"]);
+        assert_eq!(ext.device_count(anna.id), 2);
+    }
 }
