@@ -257,6 +257,9 @@ pub struct PbxSettings {
     /// The dialplan context a click-to-call dials the customer's number
     /// from once the agent answers: the one the agents' phones call from.
     pub originate_context: String,
+    /// The number a click-to-call presents to the customer when neither the
+    /// user nor their team has one (`RINGSIDE_PRESENTED` in the dialplan).
+    pub presented_number: Option<String>,
 }
 
 impl Default for PbxSettings {
@@ -264,6 +267,7 @@ impl Default for PbxSettings {
         PbxSettings {
             device: DevicePattern::default(),
             originate_context: DEFAULT_ORIGINATE_CONTEXT.to_owned(),
+            presented_number: None,
         }
     }
 }
@@ -277,6 +281,7 @@ pub const DEFAULT_ORIGINATE_CONTEXT: &str = "from-internal";
 struct PbxFile {
     device: Option<String>,
     originate_context: Option<String>,
+    presented_number: Option<String>,
 }
 
 /// The one way Ringside turns a user's extension into the device the PBX
@@ -340,6 +345,28 @@ impl DevicePattern {
     /// The device of the phone with extension `ext` (`101` → `PJSIP/101`).
     pub fn device(&self, ext: &str) -> String {
         self.0.replace("{ext}", ext)
+    }
+
+    /// The extension a device of this pattern is for, the other way round
+    /// (`SIP/1500{ext}` and `SIP/150010002` → `10002`): technology compared
+    /// ignoring case, the part after `@` left out for `Local` channels.
+    pub fn ext_of(&self, device: &str) -> Option<String> {
+        let (ptech, prest) = self.0.split_once('/')?;
+        let (tech, rest) = device.split_once('/')?;
+        if !ptech.eq_ignore_ascii_case(tech) {
+            return None;
+        }
+        let (prest, rest) = if tech.eq_ignore_ascii_case("Local") {
+            (
+                prest.split(['@', '/']).next().unwrap_or(prest),
+                rest.split(['@', '/', ';']).next().unwrap_or(rest),
+            )
+        } else {
+            (prest, rest)
+        };
+        let (before, after) = prest.split_once("{ext}")?;
+        let ext = rest.strip_prefix(before)?.strip_suffix(after)?;
+        (!ext.is_empty()).then(|| ext.to_owned())
     }
 
     pub fn as_str(&self) -> &str {
@@ -890,10 +917,31 @@ fn pbx_settings(
             ),
         ));
     }
+    let key = "RINGSIDE_PBX_PRESENTED_NUMBER";
+    let presented_number = match get(key, file.presented_number) {
+        Some(n) => Some(check_presented_number(&n).map_err(|e| invalid(key, e))?),
+        None => None,
+    };
     Ok(PbxSettings {
         device,
         originate_context,
+        presented_number,
     })
+}
+
+/// A number to present as caller ID: digits with an optional leading `+`,
+/// 2 to 20 long.
+pub fn check_presented_number(raw: &str) -> Result<String, String> {
+    let n = raw.trim();
+    let digits = n.strip_prefix('+').unwrap_or(n);
+    if (2..=20).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(n.to_owned())
+    } else {
+        Err(format!(
+            "`{}` is not a number to present such as +4930123456 (2 to 20 digits, optional +)",
+            n.chars().take(40).collect::<String>().escape_default()
+        ))
+    }
 }
 
 fn lookup<'a>(env: &'a [(String, String)], key: &str) -> Option<&'a str> {

@@ -158,6 +158,13 @@ impl Dispatch {
     /// Forwards everything an AMI connection yields, moments first so a
     /// call's pop never trails its own end.
     pub fn follow_ami(&self, mut feed: crate::telephony::ami::client::CallFeed) {
+        let mut agents = feed.agents;
+        let presence = self.inner.state.presence.clone();
+        tokio::spawn(async move {
+            while let Some(s) = agents.recv().await {
+                presence.pbx(s).await;
+            }
+        });
         let me = self.clone();
         tokio::spawn(async move {
             loop {
@@ -885,22 +892,23 @@ async fn new_lead(
         Err(e) => tracing::warn!(error = %e, "cannot look for an open lead"),
     }
     let manager = state.routing.assign_lead(state, call).await;
+    // Written for people, as a contact's number would be, not as the PBX sent it.
+    let formatted = crate::crm::phones::E164::from_stored(e164)
+        .map(|n| n.international())
+        .unwrap_or_else(|_| s.caller.number.clone());
+    // A caller who sent no name is named by their number until someone names them.
     let name = s
         .caller
         .name
         .clone()
+        .map(|n| n.trim().to_owned())
         .filter(|n| !n.is_empty() && n != "<unknown>")
-        .unwrap_or_default();
+        .unwrap_or_else(|| formatted.clone());
     let lead = match state
         .db
         .create_lead(&crate::store::leads::LeadData {
             name,
-            // Written for people, as a contact's number would be, not as the PBX sent it.
-            phone_raw: Some(
-                crate::crm::phones::E164::from_stored(e164)
-                    .map(|n| n.international())
-                    .unwrap_or_else(|_| s.caller.number.clone()),
-            ),
+            phone_raw: Some(formatted),
             phone_e164: Some(e164.to_owned()),
             email: None,
             source: "call".into(),

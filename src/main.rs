@@ -133,6 +133,15 @@ enum UserCommand {
         /// Phone extension(s) that ring this user; repeat for several.
         #[arg(long = "ext")]
         extensions: Vec<String>,
+        /// A phone as Asterisk names the endpoint, optionally with the
+        /// extension people dial (`PJSIP/anna-desk=101`, `SIP/150010002`);
+        /// repeat for several. Without any, `[pbx] device` names the phone
+        /// of each extension.
+        #[arg(long = "device")]
+        devices: Vec<String>,
+        /// The number the customer sees on this user's click-to-calls.
+        #[arg(long)]
+        presented_number: Option<String>,
         /// en | ru | uk | de
         #[arg(long, default_value = "en")]
         locale: String,
@@ -389,12 +398,35 @@ async fn user_command(cmd: UserCommand, config: &Config) -> anyhow::Result<ExitC
             role,
             team,
             extensions,
+            devices,
+            presented_number,
             locale,
             password_stdin,
         } => {
             if !ROLES.contains(&role.as_str()) {
                 anyhow::bail!("--role must be one of {}", ROLES.join(", "));
             }
+            ringside::http::users::check_extensions(&extensions)
+                .map_err(|e| anyhow::anyhow!("--ext: {}", e.message))?;
+            let devices: Vec<ringside::store::users::Device> = devices
+                .iter()
+                .map(|d| match d.split_once('=') {
+                    Some((device, ext)) => ringside::store::users::Device {
+                        device: device.trim().to_owned(),
+                        extension: Some(ext.trim().to_owned()),
+                    },
+                    None => ringside::store::users::Device {
+                        device: d.trim().to_owned(),
+                        extension: None,
+                    },
+                })
+                .collect();
+            ringside::http::users::check_devices(&devices)
+                .map_err(|e| anyhow::anyhow!("--device: {}", e.message))?;
+            let presented_number = presented_number
+                .map(|n| ringside::config::check_presented_number(&n))
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--presented-number: {e}"))?;
             let team_id = match team {
                 Some(t) => match db.teams().await?.into_iter().find(|x| x.name == t) {
                     Some(x) => Some(x.id),
@@ -415,6 +447,12 @@ async fn user_command(cmd: UserCommand, config: &Config) -> anyhow::Result<ExitC
                     extensions: &extensions,
                 })
                 .await?;
+            let user = if devices.is_empty() && presented_number.is_none() {
+                user
+            } else {
+                db.set_user_phones(user.id, Some(&devices), Some(presented_number.as_deref()))
+                    .await?
+            };
             db.audit(
                 None,
                 "user.create",
@@ -445,7 +483,15 @@ async fn user_command(cmd: UserCommand, config: &Config) -> anyhow::Result<ExitC
                     u.login,
                     u.role,
                     if u.active != 0 { "yes" } else { "no" },
-                    u.extensions.join(","),
+                    u.extensions
+                        .iter()
+                        .cloned()
+                        .chain(u.devices.iter().map(|d| match &d.extension {
+                            Some(e) => format!("{}={e}", d.device),
+                            None => d.device.clone(),
+                        }))
+                        .collect::<Vec<_>>()
+                        .join(","),
                     u.name
                 );
             }

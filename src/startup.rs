@@ -41,7 +41,8 @@ impl Server {
         let ami = crate::telephony::ami::client::ClientConfig::from_config(&config)
             .map_err(|e| anyhow::anyhow!("ami_url: {e}"))?;
         let mut state = AppState::load(db, config).await?;
-        let feed = ami.map(|cfg| {
+        let feed = ami.map(|mut cfg| {
+            cfg.devices = Some(state.extensions.clone());
             let (client, feed) = crate::telephony::ami::client::start(cfg);
             state.pbx = Some(client);
             feed

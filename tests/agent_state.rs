@@ -712,3 +712,341 @@ async fn a_real_hold_keeps_the_agent_on_the_call() {
     state_after(&mut a, &from_a, "wrap_up").await;
     both_free_after(&app, &tokens).await;
 }
+
+/// A fake Asterisk playing `events` (`(seconds after login, headers)`) at
+/// the given times, refusing `refusals`.
+async fn fake_events(events: &[(f64, &[(&str, &str)])], refusals: &[(&str, &str)]) -> FakeAmi {
+    let mut script = FakeScript::from_transcript(b"", "");
+    script.pace = Pace::Recorded { speed: 1.0 };
+    // The fake plays its times from the first event: one at 0 s.
+    let boot = ringside::telephony::ami::codec::Message::from_pairs([
+        ("Event", "FullyBooted"),
+        ("Status", "Fully Booted"),
+    ]);
+    script.events = std::iter::once((0, boot))
+        .chain(events.iter().map(|(t, headers)| {
+            (
+                (t * 1e9) as u64,
+                ringside::telephony::ami::codec::Message::from_pairs(headers.iter().copied()),
+            )
+        }))
+        .collect();
+    script.refusals = refusals
+        .iter()
+        .map(|(a, m)| (a.to_string(), m.to_string()))
+        .collect();
+    FakeAmi::start_on("127.0.0.1:0".parse().unwrap(), FakeState::new(script))
+        .await
+        .unwrap()
+}
+
+/// Reads the tab until an `agent.state` for which `done` holds.
+async fn until_frame(tab: &mut Tab, done: impl Fn(&Value) -> bool) -> Value {
+    loop {
+        let got = tab.until("agent.state", WAIT).await;
+        let last = got.last().unwrap().clone();
+        if done(&last) {
+            return last;
+        }
+    }
+}
+
+async fn until_api(app: &TestApp, token: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (s, v) = app.get(token, "/api/v1/me/state").await;
+        assert_eq!(s, 200, "{v}");
+        if done(&v) {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "state never matched: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+const LOCAL_MEMBER: &[(&str, &str)] = &[
+    ("Event", "QueueMemberAdded"),
+    ("Queue", "sales"),
+    ("MemberName", "Anna Ivanova"),
+    ("Interface", "Local/101@from-queue/n"),
+    ("StateInterface", "PJSIP/101"),
+    ("Paused", "0"),
+];
+
+#[tokio::test]
+async fn a_pause_made_on_the_pbx_is_the_agents_state_and_a_pause_here_reaches_each_member() {
+    let pause: &[(&str, &str)] = &[
+        ("Event", "QueueMemberPause"),
+        ("Queue", "sales"),
+        ("MemberName", "Anna Ivanova"),
+        ("Interface", "Local/101@from-queue/n"),
+        ("StateInterface", "PJSIP/101"),
+        ("Paused", "1"),
+        ("PausedReason", "phonebreak"),
+    ];
+    let unpause: &[(&str, &str)] = &[
+        ("Event", "QueueMemberPause"),
+        ("Queue", "sales"),
+        ("Interface", "Local/101@from-queue/n"),
+        ("StateInterface", "PJSIP/101"),
+        ("Paused", "0"),
+    ];
+    let pjsip_member: &[(&str, &str)] = &[
+        ("Event", "QueueMemberAdded"),
+        ("Queue", "support"),
+        ("Interface", "PJSIP/101"),
+        ("StateInterface", "PJSIP/101"),
+        ("Paused", "0"),
+    ];
+    let fake = fake_events(
+        &[
+            // After the fake's (empty) answer to QueueStatus on connect.
+            (1.5, LOCAL_MEMBER),
+            (1.5, pjsip_member),
+            (3.0, pause),
+            (5.0, unpause),
+        ],
+        &[],
+    )
+    .await;
+    let app = TestApp::spawn_with(&[("RINGSIDE_AMI_URL", &fake.url())]).await;
+    app.add_user("anna", "agent", None, &["101"]).await;
+    let anna = app.login("anna").await;
+    let mut a = Tab::open(&app, &anna, None).await;
+
+    // Asterisk's pause: the agent's state, with its reason, on the tab and in the API.
+    let f = until_frame(&mut a, |f| f["state"] == "paused").await;
+    assert_eq!(f["reason"], "phonebreak", "{f}");
+    let sales = f["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["queue"] == "sales")
+        .cloned()
+        .expect("sales membership");
+    assert_eq!(sales["paused"], true, "{f}");
+    assert_eq!(sales["interface"], "Local/101@from-queue/n");
+    let v = until_api(&app, &anna, |v| v["state"] == "paused").await;
+    assert_eq!(v["reason"], "phonebreak", "{v}");
+    // And its unpause.
+    until_frame(&mut a, |f| f["state"] == "available").await;
+    let v = until_api(&app, &anna, |v| v["state"] == "available").await;
+    assert_eq!(v["queues"].as_array().unwrap().len(), 2, "{v}");
+
+    // Ringside's pause goes to each member by its own interface and queue.
+    let (s, v) = app
+        .send(
+            "PUT",
+            &anna,
+            "/api/v1/me/state",
+            json!({"state": "paused", "reason": "lunch"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let pauses: Vec<(String, String, String)> = fake
+        .state()
+        .actions()
+        .iter()
+        .filter(|m| m.get("Action") == Some("QueuePause"))
+        .map(|m| {
+            (
+                m.get("Interface").unwrap_or_default().to_owned(),
+                m.get("Queue").unwrap_or_default().to_owned(),
+                m.get("Paused").unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        pauses.contains(&(
+            "Local/101@from-queue/n".into(),
+            "sales".into(),
+            "true".into()
+        )),
+        "{pauses:?}"
+    );
+    assert!(
+        pauses.contains(&("PJSIP/101".into(), "support".into(), "true".into())),
+        "{pauses:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_pause_the_pbx_refuses_is_answered_with_its_reason_and_the_state_stays() {
+    let fake = fake_events(
+        &[(1.5, LOCAL_MEMBER)],
+        &[("QueuePause", "Interface not found")],
+    )
+    .await;
+    let app = TestApp::spawn_with(&[("RINGSIDE_AMI_URL", &fake.url())]).await;
+    app.add_user("anna", "agent", None, &["101"]).await;
+    let anna = app.login("anna").await;
+    let _a = Tab::open(&app, &anna, None).await;
+    until_api(&app, &anna, |v| {
+        v["state"] == "available" && v["queues"].as_array().is_some_and(|q| q.len() == 1)
+    })
+    .await;
+    let (s, v) = app
+        .send(
+            "PUT",
+            &anna,
+            "/api/v1/me/state",
+            json!({"state": "paused", "reason": "lunch"}),
+        )
+        .await;
+    assert_eq!(s, 502, "{v}");
+    assert_eq!(v["error"]["code"], "pause_refused", "{v}");
+    let msg = v["error"]["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("Interface not found"), "{msg}");
+    assert!(msg.contains("Local/101@from-queue/n"), "{msg}");
+    assert_eq!(my_state(&app, &anna).await, "available");
+}
+
+#[tokio::test]
+async fn a_phone_the_pbx_cannot_reach_makes_the_agent_unreachable_until_it_is_back() {
+    let down: &[(&str, &str)] = &[
+        ("Event", "ContactStatus"),
+        ("URI", "sip:101@127.0.0.1:5070"),
+        ("ContactStatus", "Unreachable"),
+        ("AOR", "101"),
+        ("EndpointName", "101"),
+    ];
+    let up: &[(&str, &str)] = &[
+        ("Event", "ContactStatus"),
+        ("URI", "sip:101@127.0.0.1:5070"),
+        ("ContactStatus", "Reachable"),
+        ("AOR", "101"),
+        ("EndpointName", "101"),
+    ];
+    let fake = fake_events(&[(3.0, down), (5.0, up)], &[]).await;
+    let app = TestApp::spawn_with(&[("RINGSIDE_AMI_URL", &fake.url())]).await;
+    app.add_user("anna", "agent", Some("Sales"), &["101"]).await;
+    app.add_user("sam", "supervisor", Some("Sales"), &[]).await;
+    let anna = app.login("anna").await;
+    let sam = app.login("sam").await;
+    let mut a = Tab::open(&app, &anna, None).await;
+    let mut s = Tab::open(&app, &sam, None).await;
+    let f = until_frame(&mut a, |f| f["state"] == "unreachable").await;
+    assert_eq!(f["phone"], "unreachable", "{f}");
+    let f = until_frame(&mut s, |f| {
+        f["login"] == "anna" && f["state"] == "unreachable"
+    })
+    .await;
+    assert_eq!(f["phone"], "unreachable", "{f}");
+    until_frame(&mut a, |f| f["state"] == "available").await;
+    let v = until_api(&app, &anna, |v| v["state"] == "available").await;
+    assert!(v["phone"].is_null(), "{v}");
+}
+
+#[tokio::test]
+async fn agents_lists_every_agent_offline_when_logged_out_and_no_phone_is_never_available() {
+    let app = TestApp::spawn().await;
+    app.add_user("maria", "manager", None, &[]).await;
+    app.add_user("anna", "agent", None, &["101"]).await;
+    app.add_user("olga", "agent", None, &[]).await;
+    app.add_user("ivan", "supervisor", None, &["109"]).await;
+    let maria = app.login("maria").await;
+    let olga = app.login("olga").await;
+    let mut o = Tab::open(&app, &olga, None).await;
+    let f = until_frame(&mut o, |f| f["login"] == "olga").await;
+    assert_eq!(f["state"], "unreachable", "{f}");
+    assert_eq!(f["phone"], "none", "{f}");
+    let (s, v) = app.get(&maria, "/api/v1/agents").await;
+    assert_eq!(s, 200, "{v}");
+    let by = |login: &str| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["login"] == login)
+            .cloned()
+    };
+    assert!(
+        by("maria").is_none(),
+        "a manager without a phone is no agent: {v}"
+    );
+    assert_eq!(by("anna").expect("anna listed")["state"], "offline", "{v}");
+    assert_eq!(
+        by("ivan").expect("a user with an extension")["state"],
+        "offline"
+    );
+    assert_eq!(
+        by("olga").expect("olga listed")["state"],
+        "unreachable",
+        "{v}"
+    );
+}
+
+/// A transcript with the phones renamed (`PJSIP/101` → `PJSIP/anna-desk`).
+fn renamed(trace: &str, names: &[(&str, &str)], hold: Duration) -> FakeScript {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ami/");
+    let mut ami = std::fs::read_to_string(format!("{dir}{trace}.ami")).unwrap();
+    for (from, to) in names {
+        ami = ami.replace(from, to);
+    }
+    let times = std::fs::read_to_string(format!("{dir}{trace}.times")).unwrap();
+    let mut script = FakeScript::from_transcript(ami.as_bytes(), &times);
+    script.pace = Pace::Recorded { speed: 2.0 };
+    let shift = (hold.as_secs_f64() * 2.0 * 1e9) as u64;
+    for (t, _) in script.events.iter_mut().skip(1) {
+        *t += shift;
+    }
+    script
+}
+
+#[tokio::test]
+async fn a_user_with_two_named_devices_is_popped_on_both_and_the_call_is_theirs() {
+    let script = renamed(
+        "queue_ringall_answered",
+        &[
+            ("PJSIP/101", "PJSIP/anna-desk"),
+            ("PJSIP/102", "PJSIP/anna-mobile"),
+        ],
+        Duration::from_secs(3),
+    );
+    let fake = FakeAmi::start_on("127.0.0.1:0".parse().unwrap(), FakeState::new(script))
+        .await
+        .unwrap();
+    let app = TestApp::spawn_with(&[
+        ("RINGSIDE_AMI_URL", &fake.url()),
+        ("RINGSIDE_DEFAULT_REGION", "DE"),
+    ])
+    .await;
+    app.add_user("root", "admin", None, &[]).await;
+    let root = app.login("root").await;
+    let (s, v) = app
+        .post(
+            &root,
+            "/api/v1/users",
+            json!({"login": "anna", "name": "Anna Ivanova", "role": "agent",
+                   "password": support::PASSWORD,
+                   "devices": [{"device": "PJSIP/anna-desk"}, {"device": "PJSIP/anna-mobile"}]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["devices"].as_array().unwrap().len(), 2, "{v}");
+    let anna_id = v["id"].as_i64().unwrap();
+    let anna = app.login("anna").await;
+    let mut a = Tab::open(&app, &anna, None).await;
+    let mut agents = Vec::new();
+    while agents.len() < 2 {
+        let got = a.until("call.ringing", WAIT).await;
+        agents.push(got.last().unwrap()["agent"].as_str().unwrap().to_owned());
+    }
+    agents.sort();
+    assert_eq!(agents, ["PJSIP/anna-desk", "PJSIP/anna-mobile"]);
+    // The call log row is hers: the desk phone answered.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let row = loop {
+        let (_, v) = app.get(&root, "/api/v1/calls").await;
+        if let Some(c) = v["items"].as_array().and_then(|i| i.first()).cloned() {
+            break c;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no call logged");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(row["agent"], "PJSIP/anna-desk", "{row}");
+    assert_eq!(row["agent_user_id"], anna_id, "{row}");
+    assert_eq!(row["direction"], "inbound", "{row}");
+}

@@ -14,7 +14,7 @@ use super::extract::{AuthUser, Json, Path, Query};
 use super::{AppState, optional_text, parse_time};
 use crate::calls::Disposition as Outcome;
 use crate::crm::index::Party;
-use crate::presence::{AgentState, AgentView};
+use crate::presence::{AgentState, AgentView, QueueView};
 use crate::store::activities::{Activity, NewActivity};
 use crate::store::calls::{Call, CallFilter, CallScope, WrapUp};
 use crate::telephony::ami::client::ClientError;
@@ -35,6 +35,11 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub struct StateView {
     pub state: AgentState,
     pub reason: Option<String>,
+    /// Why no phone of the agent can ring (`none`, `unreachable`,
+    /// `unregistered`, `unavailable`); absent when one can.
+    pub phone: Option<String>,
+    /// The PBX queues the agent is in, and whether paused in each.
+    pub queues: Vec<QueueView>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -47,18 +52,24 @@ pub struct StateInput {
 
 #[utoipa::path(get, path = "/api/v1/me/state", tag = "calls", responses((status = 200, body = StateView)))]
 async fn my_state(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<StateView>> {
-    let v = state.presence.view(user.id());
+    let v = state.presence.view_of(&user.0);
     Ok(Json(StateView {
-        state: state.presence.state_of(user.id()),
-        reason: v.and_then(|v| v.reason),
+        state: v.state,
+        reason: v.reason,
+        phone: v.phone,
+        queues: v.queues,
     }))
 }
 
 /// The agent's own switch: available, or paused with a reason. It ends a
 /// wrap-up; while a call rings or talks at the agent it is refused with 409.
+/// The pause goes to each PBX queue member that is the agent's; when the
+/// PBX refuses one, 502 `pause_refused` says why and the state stays what
+/// the PBX has.
 #[utoipa::path(put, path = "/api/v1/me/state", tag = "calls", request_body = StateInput,
     responses((status = 200, body = StateView), (status = 400, body = super::error::ErrorBody),
-               (status = 409, description = "a call rings (`ringing`) or talks (`on_call`) at the agent", body = super::error::ErrorBody)))]
+               (status = 409, description = "a call rings (`ringing`) or talks (`on_call`) at the agent", body = super::error::ErrorBody),
+               (status = 502, description = "the PBX refused the pause (`pause_refused`)", body = super::error::ErrorBody)))]
 async fn set_my_state(
     State(state): State<AppState>,
     user: AuthUser,
@@ -77,51 +88,88 @@ async fn set_my_state(
     };
     // Not while a call rings or talks at the agent: the state is the call's.
     // Choosing a state in wrap-up ends the wrap-up.
-    if let Err(busy) = state.presence.choose(user.id(), reason.clone()).await {
-        let (code, message) = match busy {
-            AgentState::Ringing => (
-                "ringing",
-                "a call is ringing for you; answer it or let it go, then change your state",
-            ),
-            _ => (
-                "on_call",
-                "you are on a call; change your state when the call is over",
-            ),
-        };
-        return Err(ApiError::new(StatusCode::CONFLICT, code, message));
+    if let Some(busy) = state.presence.busy(user.id()) {
+        return Err(busy_error(busy));
     }
-    // The PBX's queues follow the switch, so a paused agent is not rung.
+    // The PBX's queues follow the switch, so a paused agent is not rung:
+    // each queue member that is the agent's, by its own interface; before
+    // the PBX has told its members, each device of the agent.
     if let Some(pbx) = state.pbx.as_ref().filter(|p| p.is_connected()) {
-        for ext in &user.0.extensions {
-            let interface = state.config.pbx.device.device(ext);
-            if let Err(e) = pbx
-                .queue_pause(&interface, None, reason.is_some(), reason.as_deref())
-                .await
-            {
-                tracing::warn!(%interface, error = %e, "the PBX did not take the pause");
+        let members = state.presence.members_of(user.id());
+        if members.is_empty() {
+            for interface in state.extensions.devices_of(&user.0) {
+                if let Err(e) = pbx
+                    .queue_pause(&interface, None, reason.is_some(), reason.as_deref())
+                    .await
+                {
+                    tracing::warn!(%interface, error = %e, "the PBX did not take the pause");
+                }
+            }
+        } else {
+            let mut refused = Vec::new();
+            for (queue, interface) in &members {
+                if let Err(e) = pbx
+                    .queue_pause(interface, Some(queue), reason.is_some(), reason.as_deref())
+                    .await
+                {
+                    tracing::warn!(%interface, queue, error = %e, "the PBX refused the pause");
+                    let why = match e {
+                        ClientError::Rejected { message, .. } => message,
+                        e => e.to_string(),
+                    };
+                    refused.push(format!("{interface} in queue {queue}: {why}"));
+                }
+            }
+            if !refused.is_empty() {
+                // The state stays what the PBX has: its own events say it.
+                return Err(ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "pause_refused",
+                    format!(
+                        "the phone system refused to {} {}",
+                        if reason.is_some() { "pause" } else { "unpause" },
+                        refused.join("; ")
+                    ),
+                ));
             }
         }
+    }
+    if let Err(busy) = state.presence.choose(user.id(), reason.clone()).await {
+        return Err(busy_error(busy));
     }
     my_state(State(state), user).await
 }
 
-/// Agents' states now: every agent's for managers and admins, their own
-/// team's for supervisors (not for agents).
+fn busy_error(busy: AgentState) -> ApiError {
+    let (code, message) = match busy {
+        AgentState::Ringing => (
+            "ringing",
+            "a call is ringing for you; answer it or let it go, then change your state",
+        ),
+        _ => (
+            "on_call",
+            "you are on a call; change your state when the call is over",
+        ),
+    };
+    ApiError::new(StatusCode::CONFLICT, code, message)
+}
+
+/// Agents' states now: every active user with the agent role or a phone
+/// (`offline` when logged out), every one for managers and admins, their
+/// own team's for supervisors (not for agents).
 #[utoipa::path(get, path = "/api/v1/agents", tag = "calls", responses((status = 200, body = Vec<AgentView>)))]
 async fn agents(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<Vec<AgentView>>> {
     if user.role() == "agent" {
         return Err(ApiError::forbidden());
     }
-    let mut all = state.presence.all();
-    if !user.sees_all() {
-        let users = state.db.users().await?;
-        all.retain(|a| {
-            users
-                .iter()
-                .find(|u| u.id == a.user_id)
-                .is_some_and(|u| super::users::sees_user(&user, u))
-        });
-    }
+    let users = state.db.users().await?;
+    let all = users
+        .iter()
+        .filter(|u| u.active != 0)
+        .filter(|u| u.role == "agent" || !u.extensions.is_empty() || !u.devices.is_empty())
+        .filter(|u| super::users::sees_user(&user, u))
+        .map(|u| state.presence.view_of(u))
+        .collect();
     Ok(Json(all))
 }
 
@@ -456,8 +504,41 @@ pub struct DialView {
     pub request_id: String,
 }
 
-/// Click-to-call: rings the agent's phone (`[pbx] device`), then, once they
-/// answer, dials the number from `[pbx] originate_context`.
+/// A name as it may stand in a caller ID header: no quotes, angle brackets
+/// or control characters, at most 40 characters.
+fn caller_id_name(name: &str) -> String {
+    name.chars()
+        .filter(|c| !c.is_control() && !matches!(c, '"' | '<' | '>' | '\\'))
+        .take(40)
+        .collect::<String>()
+        .trim()
+        .to_owned()
+}
+
+/// The number a user's click-to-calls present: theirs, else their team's,
+/// else `[pbx] presented_number`.
+async fn presented_number(state: &AppState, user: &AuthUser) -> Option<String> {
+    if let Some(n) = &user.0.presented_number {
+        return Some(n.clone());
+    }
+    if let Some(team) = user.0.team_id
+        && let Ok(teams) = state.db.teams().await
+        && let Some(n) = teams
+            .into_iter()
+            .find(|t| t.id == team)
+            .and_then(|t| t.presented_number)
+    {
+        return Some(n);
+    }
+    state.config.pbx.presented_number.clone()
+}
+
+/// Click-to-call: rings the agent's phone (their first device, else
+/// `[pbx] device` of their extension) showing the number being called and
+/// the contact's name, then, once they answer, dials the number from
+/// `[pbx] originate_context` with `RINGSIDE_PRESENTED` (the number to show
+/// the customer: the user's, the team's or `[pbx] presented_number`, empty
+/// when none is set) and `RINGSIDE_AGENT` (the agent's extension).
 #[utoipa::path(post, path = "/api/v1/calls/dial", tag = "calls", request_body = DialInput,
     responses((status = 202, body = DialView), (status = 400, body = super::error::ErrorBody),
               (status = 502, description = "the PBX refused the call (`dial_refused`), e.g. the number is not in the originate context", body = super::error::ErrorBody),
@@ -471,8 +552,10 @@ async fn dial(
         .phones
         .normalize(req.number.trim())
         .map_err(|e| ApiError::bad_request(format!("number: {e}")))?;
-    let Some(ext) = user.0.extensions.first().cloned() else {
-        return Err(ApiError::bad_request("you have no extension to call from"));
+    let Some(device) = state.extensions.devices_of(&user.0).into_iter().next() else {
+        return Err(ApiError::bad_request(
+            "you have no extension or device to call from",
+        ));
     };
     let Some(pbx) = state.pbx.as_ref().filter(|p| p.is_connected()) else {
         return Err(ApiError::new(
@@ -482,17 +565,51 @@ async fn dial(
         ));
     };
     let request_id = crate::auth::random_password();
-    let device = state.config.pbx.device.device(&ext);
     let context = state.config.pbx.originate_context.as_str();
     let exten = number.as_str();
+    // The agent's phone shows whom they are calling (the card's name when
+    // they may see it); the customer sees the presented number, which the
+    // dialplan sets from RINGSIDE_PRESENTED.
+    let name = match crate::crm::directory::identify(&state.db, &state.callers, exten).await {
+        Ok(found) => {
+            let card = found.contact.as_ref().or(found.lead.as_ref()).cloned();
+            match card {
+                Some(c)
+                    if sees_party(&state, &user, Some(c.party()))
+                        .await
+                        .unwrap_or(false) =>
+                {
+                    Some(c.name)
+                }
+                _ => None,
+            }
+        }
+        Err(_) => None,
+    };
+    let caller_id = match name
+        .as_deref()
+        .map(caller_id_name)
+        .filter(|n| !n.is_empty())
+    {
+        Some(n) => format!("\"{n}\" <{exten}>"),
+        None => format!("<{exten}>"),
+    };
+    let presented = presented_number(&state, &user).await;
+    let agent_ext = user
+        .0
+        .devices
+        .iter()
+        .find(|d| d.device == device)
+        .and_then(|d| d.extension.clone())
+        .or_else(|| user.0.extensions.first().cloned())
+        .unwrap_or_default();
+    let variables = [
+        ("RINGSIDE_REQUEST", request_id.as_str()),
+        ("RINGSIDE_PRESENTED", presented.as_deref().unwrap_or("")),
+        ("RINGSIDE_AGENT", agent_ext.as_str()),
+    ];
     match pbx
-        .originate_click_to_call(
-            &device,
-            exten,
-            context,
-            &ext,
-            &[("RINGSIDE_REQUEST", request_id.as_str())],
-        )
+        .originate_click_to_call(&device, exten, context, &caller_id, &variables)
         .await
     {
         Ok(_) => Ok((StatusCode::ACCEPTED, Json(DialView { request_id }))),

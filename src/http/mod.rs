@@ -76,13 +76,16 @@ impl AppState {
         let phones = PhoneNormalizer::new(&config.default_region)
             .map_err(|e| anyhow::anyhow!("default region: {e}"))?;
         let callers = Callers::load(&db, &config).await?;
-        let extensions = crate::extensions::Extensions::load(&db).await?;
+        let extensions =
+            crate::extensions::Extensions::load_with(&db, config.pbx.device.clone()).await?;
         let push = match config.redis_url.as_deref() {
             Some(url) => crate::push::Hub::with_redis(url, &config.redis_prefix).await?,
             None => crate::push::Hub::local(),
         };
+        let extensions = Arc::new(extensions);
         let presence = crate::presence::Presence::new(db.clone(), push.clone())
-            .with_wrap_up(config.calls.wrap_up);
+            .with_wrap_up(config.calls.wrap_up)
+            .with_devices(extensions.clone());
         let routing = Arc::new(crate::routing::Routing::new(&config)?);
         Ok(Self {
             push,
@@ -98,7 +101,7 @@ impl AppState {
             limiter: Arc::new(LoginLimiter::new(Duration::from_secs(15 * 60), 100, 300)),
             metrics: Arc::new(ops::Metrics::default()),
             callers: Arc::new(callers),
-            extensions: Arc::new(extensions),
+            extensions,
             routing,
         })
     }

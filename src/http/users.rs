@@ -11,13 +11,14 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{AuthUser, ClientAddr, Json, Path, Query};
 use super::{AppState, required_text};
 use crate::store::audit::AuditEntry;
-use crate::store::users::{LOCALES, NewUser, ROLES, Team, User, UserChanges};
+use crate::store::users::{Device, LOCALES, NewUser, ROLES, Team, User, UserChanges};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_users, create_user))
         .routes(routes!(get_user, update_user))
         .routes(routes!(list_teams, create_team))
+        .routes(routes!(update_team))
         .routes(routes!(audit_log))
 }
 
@@ -32,6 +33,13 @@ pub struct UserInput {
     pub team_id: Option<i64>,
     #[serde(default)]
     pub extensions: Vec<String>,
+    /// The user's phones as Asterisk names the endpoints
+    /// (`{"device": "PJSIP/anna-desk", "extension": "101"}`); without any,
+    /// `[pbx] device` names the phone of each extension.
+    #[serde(default)]
+    pub devices: Vec<Device>,
+    /// The number the customer sees on this user's click-to-calls.
+    pub presented_number: Option<String>,
     /// en | ru | uk | de (default en)
     pub locale: Option<String>,
 }
@@ -46,6 +54,12 @@ pub struct UserUpdate {
     #[schema(value_type = Option<i64>)]
     pub team_id: Option<Option<i64>>,
     pub extensions: Option<Vec<String>>,
+    /// Replaces the user's devices.
+    pub devices: Option<Vec<Device>>,
+    /// `null` falls back to the team's number, then `[pbx] presented_number`.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub presented_number: Option<Option<String>>,
     pub locale: Option<String>,
     pub active: Option<bool>,
     pub password: Option<String>,
@@ -99,6 +113,69 @@ pub fn check_extensions(exts: &[String]) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Devices as Asterisk names endpoints: `TECH/name`, one word each, the
+/// extension (if any) like a user's extensions.
+pub fn check_devices(devices: &[Device]) -> Result<(), ApiError> {
+    for d in devices {
+        let ok = d.device.split_once('/').is_some_and(|(tech, name)| {
+            !tech.is_empty()
+                && tech.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                && !name.is_empty()
+                && name.bytes().all(|b| {
+                    b.is_ascii_graphic()
+                        && !matches!(
+                            b,
+                            b',' | b'&'
+                                | b'|'
+                                | b'('
+                                | b')'
+                                | b'{'
+                                | b'}'
+                                | b'"'
+                                | b'\\'
+                                | b'\''
+                                | b';'
+                        )
+                })
+        }) && d.device.len() <= 120;
+        if !ok {
+            return Err(ApiError::bad_request(format!(
+                "device `{}` is not an endpoint as Asterisk names it, such as PJSIP/anna-desk \
+                 or SIP/150010002 (TECH/name, at most 120 characters)",
+                d.device
+                    .chars()
+                    .take(40)
+                    .collect::<String>()
+                    .escape_default()
+            )));
+        }
+        if let Some(e) = &d.extension {
+            check_extensions(std::slice::from_ref(e))?;
+        }
+    }
+    for (i, d) in devices.iter().enumerate() {
+        if devices[..i]
+            .iter()
+            .any(|o| o.device.eq_ignore_ascii_case(&d.device))
+        {
+            return Err(ApiError::bad_request(format!(
+                "device `{}` is given twice",
+                d.device
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn presented(n: Option<&str>) -> Result<Option<String>, ApiError> {
+    match n.map(str::trim).filter(|n| !n.is_empty()) {
+        Some(n) => crate::config::check_presented_number(n)
+            .map(Some)
+            .map_err(|e| ApiError::bad_request(format!("presented_number: {e}"))),
+        None => Ok(None),
+    }
+}
+
 fn check_login(login: &str) -> Result<(), ApiError> {
     if login.is_empty()
         || login.len() > 64
@@ -145,6 +222,8 @@ async fn create_user(
     let name = required_text("name", &req.name, 200)?;
     check_role(&req.role)?;
     check_extensions(&req.extensions)?;
+    check_devices(&req.devices)?;
+    let presented_number = presented(req.presented_number.as_deref())?;
     let locale = req.locale.unwrap_or_else(|| "en".to_owned());
     check_locale(&locale)?;
     crate::auth::check_password_policy(&req.password)
@@ -162,6 +241,18 @@ async fn create_user(
             extensions: &req.extensions,
         })
         .await?;
+    let created = if req.devices.is_empty() && presented_number.is_none() {
+        created
+    } else {
+        state
+            .db
+            .set_user_phones(
+                created.id,
+                Some(&req.devices),
+                Some(presented_number.as_deref()),
+            )
+            .await?
+    };
     state.extensions.set_user(&created);
     state
         .db
@@ -218,6 +309,13 @@ async fn update_user(
         check_extensions(&e)?;
         c.extensions = Some(e);
     }
+    if let Some(d) = req.devices {
+        check_devices(&d)?;
+        c.devices = Some(d);
+    }
+    if let Some(n) = req.presented_number {
+        c.presented_number = Some(presented(n.as_deref())?);
+    }
     if let Some(l) = req.locale {
         check_locale(&l)?;
         c.locale = Some(l);
@@ -266,6 +364,16 @@ async fn list_teams(State(state): State<AppState>, user: AuthUser) -> ApiResult<
 #[serde(deny_unknown_fields)]
 pub struct TeamInput {
     pub name: String,
+    /// The number the customer sees on the members' click-to-calls.
+    pub presented_number: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TeamUpdate {
+    /// `null` falls back to `[pbx] presented_number`.
+    #[schema(value_type = Option<String>)]
+    pub presented_number: Option<String>,
 }
 
 /// Creates a team (admins only).
@@ -278,10 +386,37 @@ async fn create_team(
 ) -> ApiResult<(StatusCode, Json<Team>)> {
     user.require_admin()?;
     let name = required_text("name", &req.name, 100)?;
-    Ok((
-        StatusCode::CREATED,
-        Json(state.db.create_team(&name).await?),
-    ))
+    let number = presented(req.presented_number.as_deref())?;
+    let mut team = state.db.create_team(&name).await?;
+    if number.is_some() {
+        team = state
+            .db
+            .set_team_presented_number(team.id, number.as_deref())
+            .await?;
+    }
+    Ok((StatusCode::CREATED, Json(team)))
+}
+
+/// Sets the number a team's click-to-calls present to customers (admins only).
+#[utoipa::path(patch, path = "/api/v1/teams/{id}", tag = "users", request_body = TeamUpdate,
+    responses((status = 200, body = Team), (status = 404, body = super::error::ErrorBody)))]
+async fn update_team(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<i64>,
+    Json(req): Json<TeamUpdate>,
+) -> ApiResult<Json<Team>> {
+    user.require_admin()?;
+    let number = presented(req.presented_number.as_deref())?;
+    match state
+        .db
+        .set_team_presented_number(id, number.as_deref())
+        .await
+    {
+        Ok(t) => Ok(Json(t)),
+        Err(crate::store::StoreError::NotFound) => Err(ApiError::not_found("team")),
+        Err(e) => Err(e.into()),
+    }
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -128,7 +128,9 @@ impl RouteContext for Live<'_> {
         // A phone rings whether or not its owner has a tab open, so only a
         // pause or a call in progress takes an agent out of rotation.
         use crate::presence::AgentState::*;
+        // A phone the PBX says cannot ring is not offered either.
         matches!(self.presence.state_of(user_id), Available | Offline)
+            && self.presence.phone_reachable(user_id)
     }
     fn active_calls(&self, user_id: i64) -> usize {
         self.presence.active_calls(user_id)

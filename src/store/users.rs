@@ -21,12 +21,31 @@ pub struct User {
     /// Extensions on the phone system that ring this user.
     #[sqlx(skip)]
     pub extensions: Vec<String>,
+    /// Devices that ring this user, as Asterisk names them; without any,
+    /// `[pbx] device` makes them of the extensions.
+    #[sqlx(skip)]
+    pub devices: Vec<Device>,
+    /// The number a click-to-call shows the customer (else the team's, else
+    /// `[pbx] presented_number`).
+    pub presented_number: Option<String>,
+}
+
+/// One of a user's phones: an endpoint as Asterisk names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, FromRow, ToSchema)]
+pub struct Device {
+    /// `TECH/endpoint`: `PJSIP/anna-desk`, `SIP/150010002`.
+    pub device: String,
+    /// The extension people dial to reach it, when there is one.
+    #[serde(default)]
+    pub extension: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, FromRow, ToSchema)]
 pub struct Team {
     pub id: i64,
     pub name: String,
+    /// The number its members' click-to-calls show the customer.
+    pub presented_number: Option<String>,
 }
 
 pub const ROLES: [&str; 4] = ["agent", "supervisor", "manager", "admin"];
@@ -51,9 +70,11 @@ pub struct UserChanges {
     pub active: Option<bool>,
     pub password_hash: Option<String>,
     pub extensions: Option<Vec<String>>,
+    pub devices: Option<Vec<Device>>,
+    pub presented_number: Option<Option<String>>,
 }
 
-const USER_COLS: &str = "id, login, name, role, team_id, locale, active";
+const USER_COLS: &str = "id, login, name, role, team_id, locale, active, presented_number";
 
 impl Db {
     pub async fn create_user(&self, u: NewUser<'_>) -> Result<User> {
@@ -92,7 +113,69 @@ impl Db {
                 .await?
                 .ok_or(StoreError::NotFound)?;
         user.extensions = self.extensions_of(id).await?;
+        user.devices = self.devices_of(id).await?;
         Ok(user)
+    }
+
+    async fn devices_of(&self, id: i64) -> Result<Vec<Device>> {
+        Ok(sqlx::query_as(
+            "SELECT device, extension FROM user_devices WHERE user_id = $1 ORDER BY device",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Every active user's devices, as (device, extension, user).
+    pub async fn active_devices(&self) -> Result<Vec<(String, Option<String>, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT d.device, d.extension, d.user_id FROM user_devices d \
+             JOIN users u ON u.id = d.user_id WHERE u.active = 1 ORDER BY d.user_id, d.device",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Replaces a user's devices (and sets the number their click-to-calls
+    /// present, when given) after `create_user`.
+    pub async fn set_user_phones(
+        &self,
+        id: i64,
+        devices: Option<&[Device]>,
+        presented_number: Option<Option<&str>>,
+    ) -> Result<User> {
+        let mut tx = self.begin_write().await?;
+        if let Some(devices) = devices {
+            write_devices(&mut tx, id, devices).await?;
+        }
+        if let Some(n) = presented_number {
+            sqlx::query("UPDATE users SET presented_number = $1 WHERE id = $2")
+                .bind(n)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        self.user(id).await
+    }
+
+    /// Sets the number a team's click-to-calls present (`None` clears it).
+    pub async fn set_team_presented_number(&self, id: i64, number: Option<&str>) -> Result<Team> {
+        let n = sqlx::query("UPDATE teams SET presented_number = $1 WHERE id = $2")
+            .bind(number)
+            .bind(id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(
+            sqlx::query_as("SELECT id, name, presented_number FROM teams WHERE id = $1")
+                .bind(id)
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
 
     async fn extensions_of(&self, id: i64) -> Result<Vec<String>> {
@@ -126,6 +209,15 @@ impl Db {
         for (ext, uid) in exts {
             if let Some(u) = users.iter_mut().find(|u| u.id == uid) {
                 u.extensions.push(ext);
+            }
+        }
+        let devices: Vec<(String, Option<String>, i64)> =
+            sqlx::query_as("SELECT device, extension, user_id FROM user_devices ORDER BY device")
+                .fetch_all(&self.pool)
+                .await?;
+        for (device, extension, uid) in devices {
+            if let Some(u) = users.iter_mut().find(|u| u.id == uid) {
+                u.devices.push(Device { device, extension });
             }
         }
         Ok(users)
@@ -212,6 +304,16 @@ impl Db {
                     .map_err(|e| StoreError::from_write(e, &format!("extension {ext}")))?;
             }
         }
+        if let Some(devices) = c.devices {
+            write_devices(&mut tx, id, &devices).await?;
+        }
+        if let Some(n) = c.presented_number {
+            sqlx::query("UPDATE users SET presented_number = $1 WHERE id = $2")
+                .bind(n)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         self.user(id).await
     }
@@ -243,13 +345,16 @@ impl Db {
         Ok(Team {
             id,
             name: name.to_owned(),
+            presented_number: None,
         })
     }
 
     pub async fn teams(&self) -> Result<Vec<Team>> {
-        Ok(sqlx::query_as("SELECT id, name FROM teams ORDER BY name")
-            .fetch_all(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_as("SELECT id, name, presented_number FROM teams ORDER BY name")
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     pub async fn create_session(&self, token_hash: &str, user_id: i64, ttl_ms: i64) -> Result<i64> {
@@ -293,4 +398,25 @@ impl Db {
             .await?;
         Ok(())
     }
+}
+
+async fn write_devices(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    id: i64,
+    devices: &[Device],
+) -> Result<()> {
+    sqlx::query("DELETE FROM user_devices WHERE user_id = $1")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    for d in devices {
+        sqlx::query("INSERT INTO user_devices (device, user_id, extension) VALUES ($1, $2, $3)")
+            .bind(&d.device)
+            .bind(id)
+            .bind(&d.extension)
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| StoreError::from_write(e, &format!("device {}", d.device)))?;
+    }
+    Ok(())
 }

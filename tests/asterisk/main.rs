@@ -15,4 +15,5 @@ mod dial;
 mod leads;
 mod load;
 mod outage;
+mod state;
 mod transfers;

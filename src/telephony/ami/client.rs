@@ -173,6 +173,8 @@ pub struct ClientConfig {
     /// Capacity of the call-event channel; beyond it events are dropped and counted.
     pub event_capacity: usize,
     pub mapper: MapperConfig,
+    /// The users' devices, so channels of named endpoints are agents' phones.
+    pub devices: Option<Arc<crate::extensions::Extensions>>,
     /// The file Asterisk's `cdr_custom` writes (`RINGSIDE_AMI_CDR_FILE`):
     /// after an outage, calls that ended or happened in it are completed or
     /// logged from it. Without it they keep uncertain times.
@@ -205,6 +207,7 @@ impl ClientConfig {
             reconnect_max: Duration::from_secs(30),
             event_capacity: 4096,
             mapper: MapperConfig::default(),
+            devices: None,
             cdr_file: None,
             cdr_wait: Duration::from_secs(2),
         }
@@ -357,6 +360,7 @@ struct Shared {
     events_tx: mpsc::Sender<CallEvent>,
     moments_tx: mpsc::Sender<Moment>,
     finished_tx: mpsc::UnboundedSender<CallSession>,
+    agents_tx: mpsc::UnboundedSender<crate::presence::PbxSignal>,
     stop: Notify,
     stopped: AtomicBool,
 }
@@ -370,6 +374,8 @@ pub struct CallFeed {
     pub moments: mpsc::Receiver<Moment>,
     /// Each call once, when it has ended.
     pub finished: mpsc::UnboundedReceiver<CallSession>,
+    /// Queue membership and phone states (`members`).
+    pub agents: mpsc::UnboundedReceiver<crate::presence::PbxSignal>,
 }
 
 /// Handle to a running AMI connection; cheap to clone.
@@ -395,9 +401,11 @@ pub fn start(cfg: ClientConfig) -> (AmiClient, CallFeed) {
     let (events_tx, events) = mpsc::channel(cfg.event_capacity.max(1));
     let (moments_tx, moments) = mpsc::channel(cfg.event_capacity.max(1));
     let (finished_tx, finished) = mpsc::unbounded_channel();
+    let (agents_tx, agents) = mpsc::unbounded_channel();
     let shared = Arc::new(Shared {
+        agents_tx,
         state: StdMutex::new(CallState {
-            mapper: Mapper::new(cfg.mapper.clone()),
+            mapper: Mapper::new(cfg.mapper.clone()).with_devices(cfg.devices.clone()),
             tracker: CallTracker::new(),
             events: Vec::new(),
             moments: Vec::new(),
@@ -430,6 +438,7 @@ pub fn start(cfg: ClientConfig) -> (AmiClient, CallFeed) {
             events,
             moments,
             finished,
+            agents,
         },
     )
 }
@@ -563,6 +572,7 @@ async fn logged_in(client: &AmiClient) -> Result<(), ClientError> {
             match client.resync().await {
                 Ok(()) => {
                     resync_at = None;
+                    client.queue_members().await;
                     shared.healthy.store(true, Ordering::Release);
                     if get_text(&shared.degraded).is_some() {
                         tracing::info!("AMI resync allowed now; the link is whole again");
@@ -686,6 +696,10 @@ fn dispatch(shared: &Shared, m: Message) {
 }
 
 fn feed_event(shared: &Shared, m: &Message) {
+    if let Some(s) = super::members::signal(m) {
+        let _ = shared.agents_tx.send(s);
+        return;
+    }
     let at = message_time(m).unwrap_or_else(Utc::now);
     let Ok(mut st) = shared.state.lock() else {
         return;
@@ -923,6 +937,28 @@ impl AmiClient {
     /// The CDR records written since the last look, by call. On the first
     /// connection the file's past is skipped; after an outage, calls that
     /// ended just before the reconnect get a moment for their record.
+    /// Learns every queue member (`QueueStatus`); a refusal is logged, the
+    /// live `QueueMember*` events still keep the map.
+    async fn queue_members(&self) {
+        match self.list(Action::new("QueueStatus")).await {
+            Ok(answer) => {
+                let all = answer
+                    .items
+                    .iter()
+                    .filter(|m| m.event() == Some("QueueMember"))
+                    .filter_map(super::members::member)
+                    .collect();
+                let _ = self
+                    .shared
+                    .agents_tx
+                    .send(crate::presence::PbxSignal::Members(all));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "queue members not read; live member events still are")
+            }
+        }
+    }
+
     async fn cdr_records(
         &self,
         after_outage: bool,

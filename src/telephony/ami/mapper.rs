@@ -111,6 +111,9 @@ pub struct Mapper {
     /// Channels (`Uniqueid`) of agents who picked up a consultation and have
     /// not taken the caller over, with the agent's extension.
     consulting: HashMap<String, String>,
+    /// The users' devices: a channel whose endpoint is one is an agent's
+    /// phone whatever its name; the digits rule is only the fallback.
+    devices: Option<std::sync::Arc<crate::extensions::Extensions>>,
 }
 
 /// Header name for a channel field under a prefix (`Dest` + `Uniqueid`),
@@ -151,7 +154,17 @@ impl Mapper {
             consultations: std::collections::HashSet::new(),
             dialled_locals: std::collections::HashSet::new(),
             consulting: HashMap::new(),
+            devices: None,
         }
+    }
+
+    /// The same, recognising the users' devices (`crate::extensions`).
+    pub fn with_devices(
+        mut self,
+        devices: Option<std::sync::Arc<crate::extensions::Extensions>>,
+    ) -> Self {
+        self.devices = devices;
+        self
     }
 
     fn mark_answered(&mut self, call: &str) {
@@ -194,6 +207,9 @@ impl Mapper {
 
     /// The agent extension of a channel name, if it is an agent's phone.
     pub fn agent_of(&self, channel: &str) -> Option<String> {
+        if let Some(key) = self.devices.as_ref().and_then(|d| d.phone_of(channel)) {
+            return Some(key);
+        }
         let (_, name) = endpoint(channel)?;
         let max = self.cfg.max_extension_digits;
         (!name.is_empty() && name.len() <= max && name.bytes().all(|b| b.is_ascii_digit()))

@@ -17,6 +17,7 @@ pub mod client;
 pub mod codec;
 pub mod fake;
 pub mod mapper;
+pub mod members;
 pub mod replay;
 pub mod synth;
 
