@@ -11,7 +11,14 @@
 //! `AttendedTransfer`. The
 //! caller's own music on hold (`MusicOnHoldStart`/`Stop` on the outside
 //! party's channel) marks the hold, since Asterisk sends no `Unhold` when a
-//! transfer ends it. It keeps only per-channel bookkeeping; the meaning
+//! transfer ends it. A call whose first channel is a Local channel was
+//! originated (click-to-dial by any tool: Originate into `Local/…` that rings
+//! the phone, then dials out): its start is held back until the first phone
+//! rings, which is the agent who placed it, and in it only real phones (not
+//! the Local channels routing to them) are agents. Asterisk 13 reports an
+//! attended transfer between two bridges as `DestType: Bridge` (or `Link`)
+//! without `TransferTarget*` headers: the target is the other phone of the
+//! second transferer's call. It keeps only per-channel bookkeeping; the meaning
 //! of a whole call (disposition, durations) belongs to `calls::CallTracker`.
 
 use std::collections::HashMap;
@@ -80,6 +87,17 @@ pub fn endpoint(channel: &str) -> Option<(&str, &str)> {
 struct Chan {
     linkedid: String,
     external: bool,
+    /// The agent extension of a channel that is a phone (not a Local channel).
+    device: Option<String>,
+}
+
+/// The start of an originated call, held back until the agent who placed it
+/// is known, with the call's events seen meanwhile.
+#[derive(Debug, Clone)]
+struct HeldStart {
+    started: CallEvent,
+    events: Vec<CallEvent>,
+    agent: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -91,6 +109,8 @@ struct CallCtx {
     /// An agent (or outside party) has answered: later music on hold is a
     /// hold, not the caller waiting in a queue.
     answered: bool,
+    /// The first channel is a Local channel: an originated call.
+    via_local: bool,
 }
 
 /// Stateful translator; one per AMI connection (it survives reconnects).
@@ -111,6 +131,8 @@ pub struct Mapper {
     /// Channels (`Uniqueid`) of agents who picked up a consultation and have
     /// not taken the caller over, with the agent's extension.
     consulting: HashMap<String, String>,
+    /// Originated calls whose start waits for the placing agent.
+    held: HashMap<String, HeldStart>,
 }
 
 /// Header name for a channel field under a prefix (`Dest` + `Uniqueid`),
@@ -127,6 +149,12 @@ fn key(prefix: &str, name: &'static str) -> std::borrow::Cow<'static, str> {
 
 fn unknown(v: &str) -> bool {
     v.is_empty() || v == "<unknown>"
+}
+
+fn is_local(channel: &str) -> bool {
+    channel
+        .get(..6)
+        .is_some_and(|p| p.eq_ignore_ascii_case("Local/"))
 }
 
 fn clean_name(v: &str) -> Option<String> {
@@ -151,6 +179,7 @@ impl Mapper {
             consultations: std::collections::HashSet::new(),
             dialled_locals: std::collections::HashSet::new(),
             consulting: HashMap::new(),
+            held: HashMap::new(),
         }
     }
 
@@ -207,8 +236,50 @@ impl Mapper {
 
     /// Translates one AMI message received at `at`, appending to `out`.
     pub fn map(&mut self, m: &Message, at: DateTime<Utc>, out: &mut Vec<CallEvent>) {
+        let from = out.len();
         self.map_event(m, at, out);
         self.flush_merged(at, out);
+        if !self.held.is_empty() {
+            self.hold_back(from, out);
+        }
+    }
+
+    /// Keeps the events of originated calls whose agent is not known yet;
+    /// releases a call's start (with its agent) and its kept events once the
+    /// agent's phone rang or the call ended.
+    fn hold_back(&mut self, from: usize, out: &mut Vec<CallEvent>) {
+        let fresh: Vec<CallEvent> = out.drain(from..).collect();
+        for e in fresh {
+            match self.held.get_mut(&e.call_id) {
+                Some(h) => h.events.push(e),
+                None => out.push(e),
+            }
+        }
+        let ready: Vec<String> = self
+            .held
+            .iter()
+            .filter(|(call, h)| h.agent.is_some() || !self.calls.contains_key(*call))
+            .map(|(call, _)| call.clone())
+            .collect();
+        for call in ready {
+            let Some(mut h) = self.held.remove(&call) else {
+                continue;
+            };
+            if let CallEventKind::Started { agent, .. } = &mut h.started.kind {
+                *agent = h.agent.take();
+            }
+            out.push(h.started);
+            out.append(&mut h.events);
+        }
+    }
+
+    /// The agent of a channel in `call`: in an originated call only phones
+    /// count, not the Local channels that route to them.
+    fn agent_in(&self, call: &str, channel: &str) -> Option<String> {
+        if is_local(channel) && self.calls.get(call).is_some_and(|c| c.via_local) {
+            return None;
+        }
+        self.agent_of(channel)
     }
 
     fn flush_merged(&mut self, at: DateTime<Utc>, out: &mut Vec<CallEvent>) {
@@ -351,15 +422,14 @@ impl Mapper {
             return;
         }
         let ext = self.agent_of(name);
-        let local = name
-            .get(..6)
-            .is_some_and(|p| p.eq_ignore_ascii_case("Local/"));
+        let local = is_local(name);
         let external = ext.is_none() && !local;
         self.chans.insert(
             uid.to_owned(),
             Chan {
                 linkedid: lid.to_owned(),
                 external,
+                device: ext.clone().filter(|_| !local),
             },
         );
         if let Some(ctx) = self.calls.get_mut(lid) {
@@ -374,15 +444,35 @@ impl Mapper {
                 cause: None,
                 merged_into: None,
                 answered: false,
+                via_local: local,
             },
         );
+        let caller = Party {
+            number: field("CallerIDNum")
+                .filter(|n| !unknown(n))
+                .unwrap_or_default()
+                .to_owned(),
+            name: field("CallerIDName").and_then(clean_name),
+        };
+        if local {
+            // Originated into a Local channel: its extension is the route
+            // to the phone, not a number anyone dialled.
+            let started = CallEventKind::Started {
+                caller,
+                agent: None,
+                dialed: None,
+            };
+            let h = HeldStart {
+                started: ev(lid.to_owned(), at, started),
+                events: Vec::new(),
+                agent: None,
+            };
+            self.held.insert(lid.to_owned(), h);
+            return;
+        }
         let dialed = field("Exten")
             .filter(|e| !e.is_empty() && *e != "s")
             .map(str::to_owned);
-        let caller = Party {
-            number: field("CallerIDNum").unwrap_or_default().to_owned(),
-            name: field("CallerIDName").and_then(clean_name),
-        };
         out.push(ev(
             lid.to_owned(),
             at,
@@ -476,7 +566,14 @@ impl Mapper {
             return;
         }
         let dest = m.get("DestChannel").unwrap_or_default();
-        let agent = self.agent_of(dest);
+        let agent = self.agent_in(&call, dest);
+        if !end
+            && let (Some(a), Some(h)) = (&agent, self.held.get_mut(&call))
+            && h.agent.is_none()
+        {
+            // The first phone an originated call rings is its agent's.
+            h.agent = Some(a.clone());
+        }
         let external = match &agent {
             Some(_) => false,
             None => {
@@ -643,17 +740,18 @@ impl Mapper {
         else {
             return;
         };
+        let from = m
+            .get("OrigTransfererChannel")
+            .and_then(|c| self.agent_of(c));
         let to = m
             .get("TransferTargetChannel")
             .and_then(|c| self.agent_of(c))
+            .or_else(|| self.second_call_phone(m, from.as_deref()))
             .or_else(|| {
                 m.get("SecondTransfererConnectedLineNum")
                     .filter(|n| !unknown(n))
                     .map(str::to_owned)
             });
-        let from = m
-            .get("OrigTransfererChannel")
-            .and_then(|c| self.agent_of(c));
         if let Some(to) = to {
             // The target has the caller now: their channels leaving later
             // end the call, not a consultation.
@@ -681,6 +779,24 @@ impl Mapper {
         for uid in moving {
             self.relink(&uid, &call);
         }
+    }
+
+    /// Asterisk 13's bridge-to-bridge attended transfer (`DestType: Bridge`
+    /// or `Link`) names no target: it is the phone in the second
+    /// transferer's call other than the transferer's own (the first by
+    /// channel id if several).
+    fn second_call_phone(&self, m: &Message, from: Option<&str>) -> Option<String> {
+        let second = m.get("SecondTransfererLinkedid")?;
+        let transferer = m.get("SecondTransfererUniqueid").unwrap_or_default();
+        let mut phones: Vec<(&String, &String)> = self
+            .chans
+            .iter()
+            .filter(|(uid, c)| c.linkedid == second && uid.as_str() != transferer)
+            .filter_map(|(uid, c)| Some((uid, c.device.as_ref()?)))
+            .filter(|(_, d)| Some(d.as_str()) != from)
+            .collect();
+        phones.sort();
+        phones.first().map(|(_, d)| (*d).clone())
     }
 
     /// Ids (`Uniqueid`) of the channels the mapper believes are up.

@@ -20,4 +20,4 @@ pub mod mapper;
 pub mod replay;
 pub mod synth;
 
-pub use replay::{replay, run_replay_file};
+pub use replay::{replay, replay_with, run_replay_file, run_replay_file_with};
