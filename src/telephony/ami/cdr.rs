@@ -47,7 +47,8 @@ pub struct CdrRow {
 
 fn text(v: &Value, k: &str) -> String {
     match v.get(k) {
-        Some(Value::String(s)) => s.clone(),
+        // The same cleaning as the AMI link's: NUL and control characters go.
+        Some(Value::String(s)) => crate::text::clean(s).into_owned(),
         Some(Value::Number(n)) => n.to_string(),
         _ => String::new(),
     }
