@@ -1084,6 +1084,297 @@ mod tests {
         );
     }
 
+    /// Finished calls of `msgs` (each a list of headers), phones up to 9 digits.
+    fn records(msgs: &[Vec<(&str, &str)>]) -> Vec<crate::calls::CallRecord> {
+        let mut m = Mapper::new(MapperConfig {
+            max_extension_digits: 9,
+            ..MapperConfig::default()
+        });
+        let mut tracker = crate::calls::CallTracker::new();
+        let mut out = Vec::new();
+        let mut done = Vec::new();
+        let t0 = Utc::now();
+        for (i, hs) in msgs.iter().enumerate() {
+            let msg = Message::from_pairs(hs.iter().copied());
+            m.map(&msg, t0 + TimeDelta::seconds(i as i64), &mut out);
+            for e in out.drain(..) {
+                for mo in tracker.feed(e) {
+                    if let crate::calls::Moment::Finished(s) = mo {
+                        done.push(s.to_record(None));
+                    }
+                }
+            }
+        }
+        assert_eq!(m.live_calls(), 0);
+        done
+    }
+
+    fn chan<'a>(
+        event: &'a str,
+        name: &'a str,
+        uid: &'a str,
+        lid: &'a str,
+    ) -> Vec<(&'a str, &'a str)> {
+        vec![
+            ("Event", event),
+            ("Channel", name),
+            ("Uniqueid", uid),
+            ("Linkedid", lid),
+            ("CallerIDNum", "<unknown>"),
+            ("CallerIDName", "<unknown>"),
+            ("Exten", "s"),
+            ("Cause", "16"),
+        ]
+    }
+
+    fn dial<'a>(
+        end: Option<&'a str>,
+        from: Option<(&'a str, &'a str)>,
+        to: (&'a str, &'a str),
+        lid: &'a str,
+        number: &'a str,
+    ) -> Vec<(&'a str, &'a str)> {
+        let mut h = vec![(
+            "Event",
+            if end.is_some() {
+                "DialEnd"
+            } else {
+                "DialBegin"
+            },
+        )];
+        if let Some((name, uid)) = from {
+            h.extend([("Channel", name), ("Uniqueid", uid), ("Linkedid", lid)]);
+        }
+        h.extend([
+            ("DestChannel", to.0),
+            ("DestUniqueid", to.1),
+            ("DestLinkedid", lid),
+            ("DestCallerIDNum", number),
+        ]);
+        if let Some(status) = end {
+            h.push(("DialStatus", status));
+        }
+        h
+    }
+
+    const L1: &str = "Local/201@agents-00000001;1";
+    const L2: &str = "Local/201@agents-00000001;2";
+    const PHONE: &str = "SIP/150010001-00000002";
+    const TRUNK: &str = "SIP/trunk-00000003";
+
+    #[test]
+    fn originate_into_a_local_channel_with_an_application_is_the_rung_phone_s_outbound_call() {
+        // Originate Channel=Local/201@agents Application=Dial Data=SIP/trunk/+31260010001
+        let msgs = vec![
+            chan("Newchannel", L1, "9.1", "9.1"),
+            chan("Newchannel", L2, "9.2", "9.1"),
+            dial(None, None, (L1, "9.1"), "9.1", "<unknown>"),
+            chan("Newchannel", PHONE, "9.3", "9.1"),
+            dial(None, Some((L2, "9.2")), (PHONE, "9.3"), "9.1", "201"),
+            dial(
+                Some("ANSWER"),
+                Some((L2, "9.2")),
+                (PHONE, "9.3"),
+                "9.1",
+                "201",
+            ),
+            dial(Some("ANSWER"), None, (L1, "9.1"), "9.1", "<unknown>"),
+            chan("Newchannel", TRUNK, "9.4", "9.1"),
+            dial(
+                None,
+                Some((L1, "9.1")),
+                (TRUNK, "9.4"),
+                "9.1",
+                "+31260010001",
+            ),
+            dial(
+                Some("ANSWER"),
+                Some((L1, "9.1")),
+                (TRUNK, "9.4"),
+                "9.1",
+                "+31260010001",
+            ),
+            chan("Hangup", TRUNK, "9.4", "9.1"),
+            chan("Hangup", L1, "9.1", "9.1"),
+            chan("Hangup", L2, "9.2", "9.1"),
+            chan("Hangup", PHONE, "9.3", "9.1"),
+        ];
+        let r = records(&msgs);
+        assert_eq!(r.len(), 1, "{r:?}");
+        let r = &r[0];
+        assert_eq!(r.direction, crate::calls::Direction::Outbound, "{r:?}");
+        assert_eq!(r.caller, "150010001");
+        assert_eq!(r.agent.as_deref(), Some("150010001"));
+        assert_eq!(r.callee.as_deref(), Some("+31260010001"));
+        assert!(r.rang.is_empty(), "{r:?}");
+        assert_eq!(r.did, None);
+        assert_eq!(r.caller_name, None);
+        assert_eq!(r.disposition, crate::calls::Disposition::Answered);
+        assert!(!format!("{r:?}").contains("<unknown>"), "{r:?}");
+    }
+
+    #[test]
+    fn originate_that_dials_the_customer_first_is_still_the_agent_s_outbound_call() {
+        // Originate Channel=Local/+31260010001@out Exten=201 Context=agents:
+        // the customer is dialled and answers before the agent's phone rings.
+        let (l1, l2) = (
+            "Local/+31260010001@out-00000001;1",
+            "Local/+31260010001@out-00000001;2",
+        );
+        let msgs = vec![
+            chan("Newchannel", l1, "9.1", "9.1"),
+            chan("Newchannel", l2, "9.2", "9.1"),
+            dial(None, None, (l1, "9.1"), "9.1", "<unknown>"),
+            chan("Newchannel", TRUNK, "9.4", "9.1"),
+            dial(
+                None,
+                Some((l2, "9.2")),
+                (TRUNK, "9.4"),
+                "9.1",
+                "+31260010001",
+            ),
+            dial(
+                Some("ANSWER"),
+                Some((l2, "9.2")),
+                (TRUNK, "9.4"),
+                "9.1",
+                "+31260010001",
+            ),
+            dial(Some("ANSWER"), None, (l1, "9.1"), "9.1", "<unknown>"),
+            chan("Newchannel", PHONE, "9.3", "9.1"),
+            dial(None, Some((l1, "9.1")), (PHONE, "9.3"), "9.1", "201"),
+            dial(
+                Some("ANSWER"),
+                Some((l1, "9.1")),
+                (PHONE, "9.3"),
+                "9.1",
+                "201",
+            ),
+            chan("Hangup", PHONE, "9.3", "9.1"),
+            chan("Hangup", l1, "9.1", "9.1"),
+            chan("Hangup", l2, "9.2", "9.1"),
+            chan("Hangup", TRUNK, "9.4", "9.1"),
+        ];
+        let r = records(&msgs);
+        assert_eq!(r.len(), 1, "{r:?}");
+        let r = &r[0];
+        assert_eq!(r.direction, crate::calls::Direction::Outbound, "{r:?}");
+        assert_eq!(r.agent.as_deref(), Some("150010001"), "{r:?}");
+        assert_eq!(r.caller, "150010001");
+        assert_eq!(r.callee.as_deref(), Some("+31260010001"));
+        assert_eq!(r.disposition, crate::calls::Disposition::Answered);
+    }
+
+    #[test]
+    fn originate_from_a_phone_with_an_application_is_its_outbound_call() {
+        // Originate Channel=SIP/150010001 Application=Dial Data=SIP/trunk/+31260010001
+        let msgs = vec![
+            chan("Newchannel", PHONE, "9.3", "9.3"),
+            dial(None, None, (PHONE, "9.3"), "9.3", "<unknown>"),
+            dial(Some("ANSWER"), None, (PHONE, "9.3"), "9.3", "<unknown>"),
+            chan("Newchannel", TRUNK, "9.4", "9.3"),
+            dial(
+                None,
+                Some((PHONE, "9.3")),
+                (TRUNK, "9.4"),
+                "9.3",
+                "<unknown>",
+            ),
+            dial(
+                Some("ANSWER"),
+                Some((PHONE, "9.3")),
+                (TRUNK, "9.4"),
+                "9.3",
+                "<unknown>",
+            ),
+            chan("Hangup", TRUNK, "9.4", "9.3"),
+            chan("Hangup", PHONE, "9.3", "9.3"),
+        ];
+        let mut msgs = msgs;
+        // Without a callee number on the trunk leg, the dial string names it.
+        for m in msgs
+            .iter_mut()
+            .filter(|m| m.contains(&("DestChannel", TRUNK)))
+        {
+            m.push(("DialString", "+31260010001@trunk"));
+        }
+        let r = records(&msgs);
+        assert_eq!(r.len(), 1, "{r:?}");
+        let r = &r[0];
+        assert_eq!(r.direction, crate::calls::Direction::Outbound, "{r:?}");
+        assert_eq!(r.agent.as_deref(), Some("150010001"));
+        assert_eq!(r.caller, "150010001");
+        assert_eq!(r.callee.as_deref(), Some("+31260010001"));
+        assert!(!format!("{r:?}").contains("<unknown>"), "{r:?}");
+    }
+
+    #[test]
+    fn an_originate_that_rings_no_phone_is_logged_once_without_junk() {
+        let msgs = vec![
+            chan("Newchannel", L1, "9.1", "9.1"),
+            chan("Newchannel", L2, "9.2", "9.1"),
+            chan("Hangup", L2, "9.2", "9.1"),
+            chan("Hangup", L1, "9.1", "9.1"),
+        ];
+        let r = records(&msgs);
+        assert_eq!(r.len(), 1, "{r:?}");
+        assert!(!format!("{r:?}").contains("<unknown>"), "{r:?}");
+        assert!(!format!("{r:?}").contains("201"), "{r:?}");
+    }
+
+    #[test]
+    fn asterisk_13_attended_transfer_through_a_link_names_the_second_call_s_phone() {
+        let t = "PJSIP/trunk-00000001";
+        let (a1, a2, b) = (
+            "PJSIP/101-00000002",
+            "PJSIP/101-00000003",
+            "PJSIP/102-00000004",
+        );
+        let mut msgs = vec![
+            chan("Newchannel", t, "1.1", "1.1"),
+            chan("Newchannel", a1, "1.2", "1.1"),
+            dial(None, Some((t, "1.1")), (a1, "1.2"), "1.1", "101"),
+            dial(Some("ANSWER"), Some((t, "1.1")), (a1, "1.2"), "1.1", "101"),
+            chan("Newchannel", a2, "2.3", "2.3"),
+            chan("Newchannel", b, "2.4", "2.3"),
+            dial(None, Some((a2, "2.3")), (b, "2.4"), "2.3", "102"),
+            dial(Some("ANSWER"), Some((a2, "2.3")), (b, "2.4"), "2.3", "102"),
+        ];
+        msgs.push(vec![
+            ("Event", "AttendedTransfer"),
+            ("Result", "Success"),
+            ("DestType", "Link"),
+            ("OrigTransfererChannel", a1),
+            ("OrigTransfererUniqueid", "1.2"),
+            ("OrigTransfererLinkedid", "1.1"),
+            ("SecondTransfererChannel", a2),
+            ("SecondTransfererUniqueid", "2.3"),
+            ("SecondTransfererLinkedid", "2.3"),
+            ("SecondTransfererConnectedLineNum", "<unknown>"),
+            ("LocalOneChannel", "Local/attended@transfer-00000005;1"),
+            ("LocalTwoChannel", "Local/attended@transfer-00000005;2"),
+        ]);
+        msgs.extend([
+            chan("Hangup", a1, "1.2", "1.1"),
+            chan("Hangup", a2, "2.3", "2.3"),
+            chan("Hangup", b, "2.4", "1.1"),
+            chan("Hangup", t, "1.1", "1.1"),
+        ]);
+        let r = records(&msgs);
+        assert_eq!(r.len(), 1, "{r:?}");
+        let r = &r[0];
+        assert_eq!(r.call_id, "1.1");
+        assert_eq!(r.agent.as_deref(), Some("102"), "{r:?}");
+        assert_eq!(
+            r.transfers,
+            [crate::calls::Transfer {
+                from: Some("101".into()),
+                to: "102".into(),
+                kind: TransferKind::Attended,
+            }]
+        );
+    }
+
     #[test]
     fn durations() {
         assert_eq!(parse_duration("01:02:03"), TimeDelta::try_seconds(3723));
