@@ -64,7 +64,7 @@ type Row = (
     fn() -> Value,
 );
 
-const ROWS: [Row; 6] = [
+const ROWS: [Row; 7] = [
     (
         "ast13_queue_ringall_local",
         "195176c06ab8-1529938920.367",
@@ -97,6 +97,17 @@ const ROWS: [Row; 6] = [
         &["150010002", "150010003"],
         "answered",
         || json!([{"from": "150010002", "to": "150010003", "kind": "attended"}]),
+    ),
+    (
+        "ast13_attended_transfer_second_older",
+        "c4061ca6474c-1531994176.1772",
+        "internal",
+        "150010002",
+        "150010001",
+        "150010003",
+        &["150010001"],
+        "answered",
+        || json!([{"from": "150010001", "to": "150010003", "kind": "attended"}]),
     ),
     (
         "ast13_blind_transfer",

@@ -404,6 +404,13 @@ impl Mapper {
             ctx.merged_into = Some(lid.to_owned());
             if ctx.live == 0 {
                 self.calls.remove(&old);
+                // A call that lent a channel to `old` earlier and now takes
+                // all of `old` in is no longer merged into it.
+                if let Some(ctx) = self.calls.get_mut(lid)
+                    && ctx.merged_into.as_deref() == Some(old.as_str())
+                {
+                    ctx.merged_into = None;
+                }
                 self.merged.push((old, lid.to_owned()));
             }
         }
@@ -733,22 +740,40 @@ impl Mapper {
         if m.get("Result") != Some("Success") {
             return;
         }
-        let Some(call) = m
+        let Some(orig) = m
             .get("OrigTransfererLinkedid")
             .or_else(|| m.get("TransfereeLinkedid"))
             .map(str::to_owned)
         else {
             return;
         };
+        // The two calls become one under the older Linkedid, as Asterisk
+        // does: usually the transferer's first call, but the second when it
+        // is older (the transferer was called twice and hands one caller to
+        // the other).
+        let second = m
+            .get("SecondTransfererLinkedid")
+            .filter(|s| *s != orig)
+            .map(str::to_owned);
+        let swap = second.as_deref().is_some_and(|s| older(s, &orig));
+        let (call, gone, kept, left, target) = match second {
+            Some(s) if swap => (s, Some(orig), "Second", "Orig", "TransfereeChannel"),
+            s => (orig, s, "Orig", "Second", "TransferTargetChannel"),
+        };
         let from = m
-            .get("OrigTransfererChannel")
+            .get(&format!("{kept}TransfererChannel"))
             .and_then(|c| self.agent_of(c));
         let to = m
-            .get("TransferTargetChannel")
+            .get(target)
             .and_then(|c| self.agent_of(c))
-            .or_else(|| self.second_call_phone(m, from.as_deref()))
             .or_else(|| {
-                m.get("SecondTransfererConnectedLineNum")
+                let transferer = m
+                    .get(&format!("{left}TransfererUniqueid"))
+                    .unwrap_or_default();
+                self.other_phone(gone.as_deref()?, transferer, from.as_deref())
+            })
+            .or_else(|| {
+                m.get(&format!("{left}TransfererConnectedLineNum"))
                     .filter(|n| !unknown(n))
                     .map(str::to_owned)
             });
@@ -763,17 +788,14 @@ impl Mapper {
             };
             out.push(ev(call.clone(), at, kind));
         }
-        // The consultation call becomes part of the transferred one.
-        let Some(second) = m.get("SecondTransfererLinkedid") else {
+        // The other call becomes part of the transferred one.
+        let Some(gone) = gone else {
             return;
         };
-        if second == call {
-            return;
-        }
         let moving: Vec<String> = self
             .chans
             .iter()
-            .filter(|(_, c)| c.linkedid == second)
+            .filter(|(_, c)| c.linkedid == gone)
             .map(|(uid, _)| uid.clone())
             .collect();
         for uid in moving {
@@ -782,16 +804,13 @@ impl Mapper {
     }
 
     /// Asterisk 13's bridge-to-bridge attended transfer (`DestType: Bridge`
-    /// or `Link`) names no target: it is the phone in the second
-    /// transferer's call other than the transferer's own (the first by
-    /// channel id if several).
-    fn second_call_phone(&self, m: &Message, from: Option<&str>) -> Option<String> {
-        let second = m.get("SecondTransfererLinkedid")?;
-        let transferer = m.get("SecondTransfererUniqueid").unwrap_or_default();
+    /// or `Link`) names no target: it is the phone in the other call than
+    /// its transferer's own channel (the first by channel id if several).
+    fn other_phone(&self, call: &str, transferer: &str, from: Option<&str>) -> Option<String> {
         let mut phones: Vec<(&String, &String)> = self
             .chans
             .iter()
-            .filter(|(uid, c)| c.linkedid == second && uid.as_str() != transferer)
+            .filter(|(uid, c)| c.linkedid == call && uid.as_str() != transferer)
             .filter_map(|(uid, c)| Some((uid, c.device.as_ref()?)))
             .filter(|(_, d)| Some(d.as_str()) != from)
             .collect();
@@ -877,6 +896,17 @@ fn local_pair(channel: &str) -> Option<&str> {
         return None;
     }
     Some(channel.rsplit_once(';').map_or(channel, |(pair, _)| pair))
+}
+
+/// Whether Uniqueid `a` was made before `b`: `[SystemName-]SECONDS.SEQ`,
+/// compared as numbers; false when either is not of that shape.
+fn older(a: &str, b: &str) -> bool {
+    fn order(id: &str) -> Option<(u64, u64)> {
+        let tail = id.rsplit_once('-').map_or(id, |(_, t)| t);
+        let (secs, seq) = tail.split_once('.')?;
+        Some((secs.parse().ok()?, seq.parse().ok()?))
+    }
+    matches!((order(a), order(b)), (Some(x), Some(y)) if x < y)
 }
 
 /// `HH:MM:SS` as CoreShowChannels reports it.
