@@ -837,6 +837,7 @@ impl Mapper {
         at: DateTime<Utc>,
         out: &mut Vec<CallEvent>,
     ) {
+        let from = out.len();
         let present: std::collections::HashSet<&str> =
             channels.iter().filter_map(|c| c.get("Uniqueid")).collect();
         for c in channels {
@@ -882,7 +883,30 @@ impl Mapper {
                 self.leave(&chan.linkedid, uid, lost.clone(), at, out);
             }
         }
+        // An originated call found up: the first phone listed in it placed it.
+        let placers: Vec<(String, String)> = self
+            .held
+            .iter()
+            .filter(|(_, h)| h.agent.is_none())
+            .filter_map(|(call, _)| {
+                let agent = channels
+                    .iter()
+                    .filter(|c| c.get("Linkedid") == Some(call.as_str()))
+                    .filter_map(|c| c.get("Channel"))
+                    .filter(|n| !is_local(n))
+                    .find_map(|n| self.agent_of(n))?;
+                Some((call.clone(), agent))
+            })
+            .collect();
+        for (call, agent) in placers {
+            if let Some(h) = self.held.get_mut(&call) {
+                h.agent = Some(agent);
+            }
+        }
         self.flush_merged(at, out);
+        if !self.held.is_empty() {
+            self.hold_back(from, out);
+        }
     }
 }
 
@@ -1403,6 +1427,48 @@ mod tests {
                 kind: TransferKind::Attended,
             }]
         );
+    }
+
+    #[test]
+    fn an_originate_through_local_found_up_after_a_reconnect_is_its_phone_s() {
+        let mut m = Mapper::new(MapperConfig {
+            max_extension_digits: 9,
+            ..MapperConfig::default()
+        });
+        let mut tracker = crate::calls::CallTracker::new();
+        let row = |name: &'static str, uid: &'static str| {
+            Message::from_pairs([
+                ("Event", "CoreShowChannel"),
+                ("Channel", name),
+                ("Uniqueid", uid),
+                ("Linkedid", "9.1"),
+                ("CallerIDNum", "<unknown>"),
+                ("ChannelState", "6"),
+                ("Duration", "00:00:05"),
+            ])
+        };
+        let list = [row(L1, "9.1"), row(L2, "9.2"), row(PHONE, "9.3")];
+        let mut out = Vec::new();
+        let now = Utc::now();
+        m.resync(&list, &Default::default(), now, &mut out);
+        for (name, uid) in [(L2, "9.2"), (L1, "9.1"), (PHONE, "9.3")] {
+            m.map(
+                &Message::from_pairs(chan("Hangup", name, uid, "9.1")),
+                now,
+                &mut out,
+            );
+        }
+        let mut done = Vec::new();
+        for e in out {
+            for mo in tracker.feed(e) {
+                if let crate::calls::Moment::Finished(s) = mo {
+                    done.push(s.to_record(None));
+                }
+            }
+        }
+        assert_eq!(done.len(), 1, "{done:?}");
+        assert_eq!(done[0].caller, "150010001", "{done:?}");
+        assert!(!format!("{done:?}").contains("<unknown>"), "{done:?}");
     }
 
     #[test]
