@@ -64,7 +64,7 @@ type Row = (
     fn() -> Value,
 );
 
-const ROWS: [Row; 7] = [
+const ROWS: [Row; 8] = [
     (
         "ast13_queue_ringall_local",
         "195176c06ab8-1529938920.367",
@@ -142,12 +142,23 @@ const ROWS: [Row; 7] = [
         "answered",
         || json!([]),
     ),
+    (
+        "ast13_click_to_dial_internal",
+        "c4061ca6474c-1531990397.86",
+        "internal",
+        "150010001",
+        "150010002",
+        "150010002",
+        &["150010002"],
+        "answered",
+        || json!([]),
+    ),
 ];
 
 /// Text that must never reach a row or a frame: Asterisk's marker for an
 /// absent caller ID and the names of the Local channels' routes.
 fn junk(text: &str) -> Option<&'static str> {
-    ["<unknown>", "ID400379", "ID7301", "ID5503"]
+    ["<unknown>", "ID4003", "ID7301", "ID5503"]
         .into_iter()
         .find(|j| text.contains(j))
 }
@@ -248,7 +259,11 @@ async fn asterisk_13_recordings_leave_the_rows_their_notes_describe() {
         assert_eq!(f["caller"]["number"], "+31150010001", "{f}");
         assert!(f["caller"]["name"].is_null(), "{f}");
     }
-    // Alice placed the click-to-dial: her own phone ringing is no pop.
+    // Alice placed the click-to-dials: her own phone ringing is no pop, and
+    // Bob's pop for the internal one names her phone as the caller.
     assert_eq!(rang_for(0, "c4061ca6474c-1531990515.302"), None);
+    assert_eq!(rang_for(0, "c4061ca6474c-1531990397.86"), None);
+    let f = rang_for(1, "c4061ca6474c-1531990397.86").expect("pop of the internal click-to-dial");
+    assert_eq!(f["caller"]["number"], "150010001", "{f}");
     fake.state().finished().await;
 }

@@ -265,8 +265,14 @@ impl Mapper {
             let Some(mut h) = self.held.remove(&call) else {
                 continue;
             };
-            if let CallEventKind::Started { agent, .. } = &mut h.started.kind {
+            if let CallEventKind::Started { agent, caller, .. } = &mut h.started.kind {
                 *agent = h.agent.take();
+                // The placing phone is the caller others see ringing.
+                if caller.number.is_empty()
+                    && let Some(a) = agent
+                {
+                    caller.number = a.clone();
+                }
             }
             out.push(h.started);
             out.append(&mut h.events);
