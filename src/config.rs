@@ -385,7 +385,8 @@ pub struct PhoneSettings {
     #[serde(default)]
     pub own_numbers: Vec<String>,
     /// Numbers with at most this many digits are internal extensions (default 5,
-    /// allowed 1..=8).
+    /// allowed 1..=15, the
+    /// longest a number can be).
     #[serde(default)]
     pub internal_max_digits: Option<usize>,
 }

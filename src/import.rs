@@ -209,9 +209,6 @@ fn parse_row(
     if name.chars().count() > 200 {
         return Err("the name is longer than 200 characters".into());
     }
-    if name.chars().any(char::is_control) {
-        return Err("the name contains control characters".into());
-    }
     let mut list: Vec<Phone> = Vec::new();
     for cell in cols.get(rec, Field::Phone) {
         for raw in cell
@@ -295,6 +292,7 @@ pub async fn import_contacts<R: Read>(
         }
     };
     let width = headers.len();
+    let headers: Vec<String> = headers.into_iter().map(crate::text::clean_owned).collect();
     let headers = csv::StringRecord::from(headers);
     let cols = Columns::resolve(&headers, opts)?;
     let batch = opts.batch.max(1);
@@ -346,6 +344,9 @@ pub async fn import_contacts<R: Read>(
             );
             continue;
         }
+        // NUL and other control characters are dropped here, once, so the
+        // row is the same on either database.
+        let fields: Vec<String> = fields.into_iter().map(crate::text::clean_owned).collect();
         let record = csv::StringRecord::from(fields);
         let mut row = match parse_row(&record, &cols, phones) {
             Ok(r) => r,

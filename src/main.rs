@@ -286,7 +286,13 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
         }
         Command::AmiReplay { file } => {
             let mut out = std::io::stdout().lock();
-            ringside::telephony::ami::run_replay_file(&file, &config.default_region, &mut out)?;
+            let cfg = ringside::telephony::ami::mapper::MapperConfig::from_config(&config);
+            ringside::telephony::ami::run_replay_file_with(
+                &file,
+                &config.default_region,
+                cfg,
+                &mut out,
+            )?;
         }
         Command::AmiServe {
             file,

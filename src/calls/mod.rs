@@ -818,6 +818,20 @@ fn apply(
                         if picked_up {
                             out.push(Moment::Answered { call_id, agent });
                         }
+                    } else if let Some(new) = &agent
+                        && s.segments.last().is_some_and(|g| g.ended_at.is_some())
+                        && let Some(t) = s
+                            .transfers
+                            .last_mut()
+                            .filter(|t| t.kind == TransferKind::Blind)
+                    {
+                        // Blind-transferred to a number that is not a phone
+                        // (`203` routed to `SIP/150010003`): the phone that
+                        // answers first is the target.
+                        t.to = new.clone();
+                        s.connect(new, at);
+                        s.agent = agent.clone();
+                        out.push(Moment::Answered { call_id, agent });
                     } else if let (Some(new), Some(old)) = (agent, s.agent.clone())
                         && new != old
                         && s.originator.as_deref() != Some(new.as_str())

@@ -62,6 +62,12 @@ use crate::crm::phones::{Dialled, E164, PhoneError, PhoneKey, PhoneNormalizer};
 /// Default longest internal extension.
 pub const DEFAULT_INTERNAL_MAX_DIGITS: usize = 5;
 
+/// Longest internal extension that can be configured: as long as a number
+/// can be (E.164's 15 digits), so any all-digit extension `ringside user add
+/// --ext` takes for a phone (`150010002`, a 9-digit account id) can be
+/// recognised.
+pub const MAX_INTERNAL_DIGITS: usize = 15;
+
 /// Why no number was presented.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Withheld {
@@ -165,7 +171,7 @@ pub enum MatcherError {
     Rewrite { pattern: String, message: String },
     #[error("phones.own_numbers: `{number}`: {error}")]
     OwnNumber { number: String, error: PhoneError },
-    #[error("phones.internal_max_digits must be between 1 and 8, not {0}")]
+    #[error("phones.internal_max_digits must be between 1 and {MAX_INTERNAL_DIGITS}, not {0}")]
     InternalMaxDigits(usize),
 }
 
@@ -220,7 +226,7 @@ impl Matcher {
         let internal_max_digits = settings
             .internal_max_digits
             .unwrap_or(DEFAULT_INTERNAL_MAX_DIGITS);
-        if !(1..=8).contains(&internal_max_digits) {
+        if !(1..=MAX_INTERNAL_DIGITS).contains(&internal_max_digits) {
             return Err(MatcherError::InternalMaxDigits(internal_max_digits));
         }
         let mut own = settings
@@ -401,6 +407,20 @@ mod tests {
             Matcher::new("RU", &s).unwrap_err(),
             MatcherError::InternalMaxDigits(0)
         );
+        s.internal_max_digits = Some(16);
+        assert_eq!(
+            Matcher::new("RU", &s).unwrap_err(),
+            MatcherError::InternalMaxDigits(16)
+        );
+        // A 9-digit account id as the phone's extension is internal.
+        s.internal_max_digits = Some(9);
+        let m = Matcher::new("RU", &s).unwrap();
+        assert_eq!(
+            m.classify("150010002"),
+            Caller::Internal("150010002".into())
+        );
+        s.internal_max_digits = Some(15);
+        assert!(Matcher::new("RU", &s).is_ok());
         assert!(matches!(
             Matcher::new("XX", &settings()),
             Err(MatcherError::Region(_))

@@ -62,7 +62,10 @@ async fn post_event(
             "send the integration's token as a bearer token",
         ));
     };
-    let call_id = optional_text("call_id", ev.call_id.trim(), 200)?;
+    // Text from the integration is cleaned, not refused: a NUL or another
+    // control character in a name must not lose the call.
+    let raw_id = crate::text::clean(&ev.call_id);
+    let call_id = optional_text("call_id", raw_id.trim(), 200)?;
     if call_id.is_empty() {
         return Err(ApiError::bad_request("call_id must not be empty"));
     }
@@ -70,6 +73,7 @@ async fn post_event(
     let text = |field: &str, v: &Option<String>| -> ApiResult<Option<String>> {
         match v {
             Some(s) => {
+                let s = crate::text::clean(s);
                 Ok(Some(optional_text(field, s.trim(), 200)?.to_owned()).filter(|s| !s.is_empty()))
             }
             None => Ok(None),

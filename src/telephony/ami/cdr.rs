@@ -47,7 +47,8 @@ pub struct CdrRow {
 
 fn text(v: &Value, k: &str) -> String {
     match v.get(k) {
-        Some(Value::String(s)) => s.clone(),
+        // The same cleaning as the AMI link's: NUL and control characters go.
+        Some(Value::String(s)) => crate::text::clean(s).into_owned(),
         Some(Value::Number(n)) => n.to_string(),
         _ => String::new(),
     }
@@ -242,7 +243,9 @@ pub fn replay_call(call_id: &str, rows: &[CdrRow], mapper: &Mapper, out: &mut Ve
     let agent = mapper.agent_of(&first.channel);
     let dialed = Some(first.dst.clone()).filter(|d| !d.is_empty() && d != "s");
     let caller = Party {
-        number: first.src.clone(),
+        number: Some(first.src.clone())
+            .filter(|s| s != "<unknown>")
+            .unwrap_or_default(),
         name: clid_name(&first.clid),
     };
     let start = first.start;

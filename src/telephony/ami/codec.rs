@@ -9,7 +9,9 @@
 //! names and values, so decoding copies nothing and allocates one small
 //! vector. Duplicate keys (`ChanVariable`, `Output`) are kept in order.
 //! Bytes that are not UTF-8 are replaced (U+FFFD) when the message is built,
-//! so every accessor returns `&str` and nothing downstream can fail on them.
+//! so every accessor returns `&str` and nothing downstream can fail on them;
+//! a message holding NUL or another control character inside a line is
+//! cleaned (`crate::text::clean`) the same way before anyone reads it.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use memchr::memchr;
@@ -320,6 +322,14 @@ impl Decoder {
     }
 
     fn build(&mut self, buf: &mut BytesMut, end: usize) -> Message {
+        let m = self.build_utf8(buf, end);
+        if crate::text::has_control_within_lines(&m.buf) {
+            return clean_message(&m);
+        }
+        m
+    }
+
+    fn build_utf8(&mut self, buf: &mut BytesMut, end: usize) -> Message {
         let bytes = buf.split_to(end).freeze();
         let fields = self.fields.clone();
         self.reset();
@@ -412,6 +422,42 @@ fn leading_blank_lines(data: &[u8]) -> usize {
 }
 
 /// Writes a value with line breaks removed: a value must never end a header.
+/// `m` with its names and values cleaned (`crate::text::clean`: NUL and
+/// other control characters dropped, tabs made spaces), scanned again.
+fn clean_message(m: &Message) -> Message {
+    let mut out = BytesMut::with_capacity(m.buf.len());
+    for f in &m.fields {
+        let value = crate::text::clean(m.slice(f.value));
+        if f.name == NO_NAME {
+            // An unnamed line left empty would end the message early.
+            if value.is_empty() {
+                continue;
+            }
+        } else {
+            out.put_slice(crate::text::clean(m.slice(f.name)).as_bytes());
+            out.put_slice(b": ");
+        }
+        out.put_slice(value.as_bytes());
+        out.put_slice(b"\r\n");
+    }
+    out.put_slice(b"\r\n");
+    let mut dec = Decoder::with_max(usize::MAX / 2);
+    dec.banner_possible = false;
+    match dec.scan(&out) {
+        Some(end) => {
+            let fields = std::mem::take(&mut dec.fields);
+            Message {
+                buf: out.split_to(end).freeze(),
+                fields,
+            }
+        }
+        None => Message {
+            buf: Bytes::new(),
+            fields: Vec::new(),
+        },
+    }
+}
+
 fn put_clean(out: &mut BytesMut, v: &str) {
     for part in v.split(['\r', '\n']) {
         out.put_slice(part.as_bytes());
@@ -563,6 +609,22 @@ mod tests {
         let m = msgs(&frames);
         assert_eq!(m[0].get("CallerIDName"), Some("Iv\u{fffd}an \u{fffd}"));
         assert_eq!(m[0].get("Uniqueid"), Some("1.2"));
+    }
+
+    #[test]
+    fn nul_and_control_characters_are_cleaned_from_values() {
+        let frames = decode_all(
+            b"Event: Newchannel\r\nCallerIDName: Iv\0an\x1b[0m\tP\r\nUniqueid: 1.2\r\nX\0\r\n\r\nEvent: Next\r\n\r\n",
+        );
+        let m = msgs(&frames);
+        assert_eq!(m.len(), 2, "{m:?}");
+        assert_eq!(m[0].get("CallerIDName"), Some("Ivan[0m P"));
+        assert_eq!(m[0].get("Uniqueid"), Some("1.2"));
+        assert_eq!(m[0].get_all("Output").collect::<Vec<_>>(), ["X"]);
+        assert_eq!(m[1].event(), Some("Next"));
+        // Invalid UTF-8 and a NUL together.
+        let m = decode_all(b"Event: E\r\nCallerIDName: \xff\0\r\n\r\n");
+        assert_eq!(msgs(&m)[0].get("CallerIDName"), Some("\u{fffd}"));
     }
 
     #[test]

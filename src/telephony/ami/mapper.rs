@@ -11,7 +11,14 @@
 //! `AttendedTransfer`. The
 //! caller's own music on hold (`MusicOnHoldStart`/`Stop` on the outside
 //! party's channel) marks the hold, since Asterisk sends no `Unhold` when a
-//! transfer ends it. It keeps only per-channel bookkeeping; the meaning
+//! transfer ends it. A call whose first channel is a Local channel was
+//! originated (click-to-dial by any tool: Originate into `Local/…` that rings
+//! the phone, then dials out): its start is held back until the first phone
+//! rings, which is the agent who placed it, and in it only real phones (not
+//! the Local channels routing to them) are agents. Asterisk 13 reports an
+//! attended transfer between two bridges as `DestType: Bridge` (or `Link`)
+//! without `TransferTarget*` headers: the target is the other phone of the
+//! second transferer's call. It keeps only per-channel bookkeeping; the meaning
 //! of a whole call (disposition, durations) belongs to `calls::CallTracker`.
 
 use std::collections::HashMap;
@@ -80,6 +87,17 @@ pub fn endpoint(channel: &str) -> Option<(&str, &str)> {
 struct Chan {
     linkedid: String,
     external: bool,
+    /// The agent extension of a channel that is a phone (not a Local channel).
+    device: Option<String>,
+}
+
+/// The start of an originated call, held back until the agent who placed it
+/// is known, with the call's events seen meanwhile.
+#[derive(Debug, Clone)]
+struct HeldStart {
+    started: CallEvent,
+    events: Vec<CallEvent>,
+    agent: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -91,6 +109,8 @@ struct CallCtx {
     /// An agent (or outside party) has answered: later music on hold is a
     /// hold, not the caller waiting in a queue.
     answered: bool,
+    /// The first channel is a Local channel: an originated call.
+    via_local: bool,
 }
 
 /// Stateful translator; one per AMI connection (it survives reconnects).
@@ -114,6 +134,8 @@ pub struct Mapper {
     /// The users' devices: a channel whose endpoint is one is an agent's
     /// phone whatever its name; the digits rule is only the fallback.
     devices: Option<std::sync::Arc<crate::extensions::Extensions>>,
+    /// Originated calls whose start waits for the placing agent.
+    held: HashMap<String, HeldStart>,
 }
 
 /// Header name for a channel field under a prefix (`Dest` + `Uniqueid`),
@@ -130,6 +152,12 @@ fn key(prefix: &str, name: &'static str) -> std::borrow::Cow<'static, str> {
 
 fn unknown(v: &str) -> bool {
     v.is_empty() || v == "<unknown>"
+}
+
+fn is_local(channel: &str) -> bool {
+    channel
+        .get(..6)
+        .is_some_and(|p| p.eq_ignore_ascii_case("Local/"))
 }
 
 fn clean_name(v: &str) -> Option<String> {
@@ -155,6 +183,7 @@ impl Mapper {
             dialled_locals: std::collections::HashSet::new(),
             consulting: HashMap::new(),
             devices: None,
+            held: HashMap::new(),
         }
     }
 
@@ -223,8 +252,56 @@ impl Mapper {
 
     /// Translates one AMI message received at `at`, appending to `out`.
     pub fn map(&mut self, m: &Message, at: DateTime<Utc>, out: &mut Vec<CallEvent>) {
+        let from = out.len();
         self.map_event(m, at, out);
         self.flush_merged(at, out);
+        if !self.held.is_empty() {
+            self.hold_back(from, out);
+        }
+    }
+
+    /// Keeps the events of originated calls whose agent is not known yet;
+    /// releases a call's start (with its agent) and its kept events once the
+    /// agent's phone rang or the call ended.
+    fn hold_back(&mut self, from: usize, out: &mut Vec<CallEvent>) {
+        let fresh: Vec<CallEvent> = out.drain(from..).collect();
+        for e in fresh {
+            match self.held.get_mut(&e.call_id) {
+                Some(h) => h.events.push(e),
+                None => out.push(e),
+            }
+        }
+        let ready: Vec<String> = self
+            .held
+            .iter()
+            .filter(|(call, h)| h.agent.is_some() || !self.calls.contains_key(*call))
+            .map(|(call, _)| call.clone())
+            .collect();
+        for call in ready {
+            let Some(mut h) = self.held.remove(&call) else {
+                continue;
+            };
+            if let CallEventKind::Started { agent, caller, .. } = &mut h.started.kind {
+                *agent = h.agent.take();
+                // The placing phone is the caller others see ringing.
+                if caller.number.is_empty()
+                    && let Some(a) = agent
+                {
+                    caller.number = a.clone();
+                }
+            }
+            out.push(h.started);
+            out.append(&mut h.events);
+        }
+    }
+
+    /// The agent of a channel in `call`: in an originated call only phones
+    /// count, not the Local channels that route to them.
+    fn agent_in(&self, call: &str, channel: &str) -> Option<String> {
+        if is_local(channel) && self.calls.get(call).is_some_and(|c| c.via_local) {
+            return None;
+        }
+        self.agent_of(channel)
     }
 
     fn flush_merged(&mut self, at: DateTime<Utc>, out: &mut Vec<CallEvent>) {
@@ -349,6 +426,13 @@ impl Mapper {
             ctx.merged_into = Some(lid.to_owned());
             if ctx.live == 0 {
                 self.calls.remove(&old);
+                // A call that lent a channel to `old` earlier and now takes
+                // all of `old` in is no longer merged into it.
+                if let Some(ctx) = self.calls.get_mut(lid)
+                    && ctx.merged_into.as_deref() == Some(old.as_str())
+                {
+                    ctx.merged_into = None;
+                }
                 self.merged.push((old, lid.to_owned()));
             }
         }
@@ -367,15 +451,14 @@ impl Mapper {
             return;
         }
         let ext = self.agent_of(name);
-        let local = name
-            .get(..6)
-            .is_some_and(|p| p.eq_ignore_ascii_case("Local/"));
+        let local = is_local(name);
         let external = ext.is_none() && !local;
         self.chans.insert(
             uid.to_owned(),
             Chan {
                 linkedid: lid.to_owned(),
                 external,
+                device: ext.clone().filter(|_| !local),
             },
         );
         if let Some(ctx) = self.calls.get_mut(lid) {
@@ -390,15 +473,35 @@ impl Mapper {
                 cause: None,
                 merged_into: None,
                 answered: false,
+                via_local: local,
             },
         );
+        let caller = Party {
+            number: field("CallerIDNum")
+                .filter(|n| !unknown(n))
+                .unwrap_or_default()
+                .to_owned(),
+            name: field("CallerIDName").and_then(clean_name),
+        };
+        if local {
+            // Originated into a Local channel: its extension is the route
+            // to the phone, not a number anyone dialled.
+            let started = CallEventKind::Started {
+                caller,
+                agent: None,
+                dialed: None,
+            };
+            let h = HeldStart {
+                started: ev(lid.to_owned(), at, started),
+                events: Vec::new(),
+                agent: None,
+            };
+            self.held.insert(lid.to_owned(), h);
+            return;
+        }
         let dialed = field("Exten")
             .filter(|e| !e.is_empty() && *e != "s")
             .map(str::to_owned);
-        let caller = Party {
-            number: field("CallerIDNum").unwrap_or_default().to_owned(),
-            name: field("CallerIDName").and_then(clean_name),
-        };
         out.push(ev(
             lid.to_owned(),
             at,
@@ -492,7 +595,14 @@ impl Mapper {
             return;
         }
         let dest = m.get("DestChannel").unwrap_or_default();
-        let agent = self.agent_of(dest);
+        let agent = self.agent_in(&call, dest);
+        if !end
+            && let (Some(a), Some(h)) = (&agent, self.held.get_mut(&call))
+            && h.agent.is_none()
+        {
+            // The first phone an originated call rings is its agent's.
+            h.agent = Some(a.clone());
+        }
         let external = match &agent {
             Some(_) => false,
             None => {
@@ -652,24 +762,43 @@ impl Mapper {
         if m.get("Result") != Some("Success") {
             return;
         }
-        let Some(call) = m
+        let Some(orig) = m
             .get("OrigTransfererLinkedid")
             .or_else(|| m.get("TransfereeLinkedid"))
             .map(str::to_owned)
         else {
             return;
         };
+        // The two calls become one under the older Linkedid, as Asterisk
+        // does: usually the transferer's first call, but the second when it
+        // is older (the transferer was called twice and hands one caller to
+        // the other).
+        let second = m
+            .get("SecondTransfererLinkedid")
+            .filter(|s| *s != orig)
+            .map(str::to_owned);
+        let swap = second.as_deref().is_some_and(|s| older(s, &orig));
+        let (call, gone, kept, left, target) = match second {
+            Some(s) if swap => (s, Some(orig), "Second", "Orig", "TransfereeChannel"),
+            s => (orig, s, "Orig", "Second", "TransferTargetChannel"),
+        };
+        let from = m
+            .get(&format!("{kept}TransfererChannel"))
+            .and_then(|c| self.agent_of(c));
         let to = m
-            .get("TransferTargetChannel")
+            .get(target)
             .and_then(|c| self.agent_of(c))
             .or_else(|| {
-                m.get("SecondTransfererConnectedLineNum")
+                let transferer = m
+                    .get(&format!("{left}TransfererUniqueid"))
+                    .unwrap_or_default();
+                self.other_phone(gone.as_deref()?, transferer, from.as_deref())
+            })
+            .or_else(|| {
+                m.get(&format!("{left}TransfererConnectedLineNum"))
                     .filter(|n| !unknown(n))
                     .map(str::to_owned)
             });
-        let from = m
-            .get("OrigTransfererChannel")
-            .and_then(|c| self.agent_of(c));
         if let Some(to) = to {
             // The target has the caller now: their channels leaving later
             // end the call, not a consultation.
@@ -681,22 +810,34 @@ impl Mapper {
             };
             out.push(ev(call.clone(), at, kind));
         }
-        // The consultation call becomes part of the transferred one.
-        let Some(second) = m.get("SecondTransfererLinkedid") else {
+        // The other call becomes part of the transferred one.
+        let Some(gone) = gone else {
             return;
         };
-        if second == call {
-            return;
-        }
         let moving: Vec<String> = self
             .chans
             .iter()
-            .filter(|(_, c)| c.linkedid == second)
+            .filter(|(_, c)| c.linkedid == gone)
             .map(|(uid, _)| uid.clone())
             .collect();
         for uid in moving {
             self.relink(&uid, &call);
         }
+    }
+
+    /// Asterisk 13's bridge-to-bridge attended transfer (`DestType: Bridge`
+    /// or `Link`) names no target: it is the phone in the other call than
+    /// its transferer's own channel (the first by channel id if several).
+    fn other_phone(&self, call: &str, transferer: &str, from: Option<&str>) -> Option<String> {
+        let mut phones: Vec<(&String, &String)> = self
+            .chans
+            .iter()
+            .filter(|(uid, c)| c.linkedid == call && uid.as_str() != transferer)
+            .filter_map(|(uid, c)| Some((uid, c.device.as_ref()?)))
+            .filter(|(_, d)| Some(d.as_str()) != from)
+            .collect();
+        phones.sort();
+        phones.first().map(|(_, d)| (*d).clone())
     }
 
     /// Ids (`Uniqueid`) of the channels the mapper believes are up.
@@ -718,6 +859,7 @@ impl Mapper {
         at: DateTime<Utc>,
         out: &mut Vec<CallEvent>,
     ) {
+        let from = out.len();
         let present: std::collections::HashSet<&str> =
             channels.iter().filter_map(|c| c.get("Uniqueid")).collect();
         for c in channels {
@@ -763,7 +905,30 @@ impl Mapper {
                 self.leave(&chan.linkedid, uid, lost.clone(), at, out);
             }
         }
+        // An originated call found up: the first phone listed in it placed it.
+        let placers: Vec<(String, String)> = self
+            .held
+            .iter()
+            .filter(|(_, h)| h.agent.is_none())
+            .filter_map(|(call, _)| {
+                let agent = channels
+                    .iter()
+                    .filter(|c| c.get("Linkedid") == Some(call.as_str()))
+                    .filter_map(|c| c.get("Channel"))
+                    .filter(|n| !is_local(n))
+                    .find_map(|n| self.agent_of(n))?;
+                Some((call.clone(), agent))
+            })
+            .collect();
+        for (call, agent) in placers {
+            if let Some(h) = self.held.get_mut(&call) {
+                h.agent = Some(agent);
+            }
+        }
         self.flush_merged(at, out);
+        if !self.held.is_empty() {
+            self.hold_back(from, out);
+        }
     }
 }
 
@@ -777,6 +942,17 @@ fn local_pair(channel: &str) -> Option<&str> {
         return None;
     }
     Some(channel.rsplit_once(';').map_or(channel, |(pair, _)| pair))
+}
+
+/// Whether Uniqueid `a` was made before `b`: `[SystemName-]SECONDS.SEQ`,
+/// compared as numbers; false when either is not of that shape.
+fn older(a: &str, b: &str) -> bool {
+    fn order(id: &str) -> Option<(u64, u64)> {
+        let tail = id.rsplit_once('-').map_or(id, |(_, t)| t);
+        let (secs, seq) = tail.split_once('.')?;
+        Some((secs.parse().ok()?, seq.parse().ok()?))
+    }
+    matches!((order(a), order(b)), (Some(x), Some(y)) if x < y)
 }
 
 /// `HH:MM:SS` as CoreShowChannels reports it.
@@ -982,6 +1158,339 @@ mod tests {
                 &CallEventKind::Unheld { by },
             ]
         );
+    }
+
+    /// Finished calls of `msgs` (each a list of headers), phones up to 9 digits.
+    fn records(msgs: &[Vec<(&str, &str)>]) -> Vec<crate::calls::CallRecord> {
+        let mut m = Mapper::new(MapperConfig {
+            max_extension_digits: 9,
+            ..MapperConfig::default()
+        });
+        let mut tracker = crate::calls::CallTracker::new();
+        let mut out = Vec::new();
+        let mut done = Vec::new();
+        let t0 = Utc::now();
+        for (i, hs) in msgs.iter().enumerate() {
+            let msg = Message::from_pairs(hs.iter().copied());
+            m.map(&msg, t0 + TimeDelta::seconds(i as i64), &mut out);
+            for e in out.drain(..) {
+                for mo in tracker.feed(e) {
+                    if let crate::calls::Moment::Finished(s) = mo {
+                        done.push(s.to_record(None));
+                    }
+                }
+            }
+        }
+        assert_eq!(m.live_calls(), 0);
+        done
+    }
+
+    fn chan<'a>(
+        event: &'a str,
+        name: &'a str,
+        uid: &'a str,
+        lid: &'a str,
+    ) -> Vec<(&'a str, &'a str)> {
+        vec![
+            ("Event", event),
+            ("Channel", name),
+            ("Uniqueid", uid),
+            ("Linkedid", lid),
+            ("CallerIDNum", "<unknown>"),
+            ("CallerIDName", "<unknown>"),
+            ("Exten", "s"),
+            ("Cause", "16"),
+        ]
+    }
+
+    fn dial<'a>(
+        end: Option<&'a str>,
+        from: Option<(&'a str, &'a str)>,
+        to: (&'a str, &'a str),
+        lid: &'a str,
+        number: &'a str,
+    ) -> Vec<(&'a str, &'a str)> {
+        let mut h = vec![(
+            "Event",
+            if end.is_some() {
+                "DialEnd"
+            } else {
+                "DialBegin"
+            },
+        )];
+        if let Some((name, uid)) = from {
+            h.extend([("Channel", name), ("Uniqueid", uid), ("Linkedid", lid)]);
+        }
+        h.extend([
+            ("DestChannel", to.0),
+            ("DestUniqueid", to.1),
+            ("DestLinkedid", lid),
+            ("DestCallerIDNum", number),
+        ]);
+        if let Some(status) = end {
+            h.push(("DialStatus", status));
+        }
+        h
+    }
+
+    const L1: &str = "Local/201@agents-00000001;1";
+    const L2: &str = "Local/201@agents-00000001;2";
+    const PHONE: &str = "SIP/150010001-00000002";
+    const TRUNK: &str = "SIP/trunk-00000003";
+
+    #[test]
+    fn originate_into_a_local_channel_with_an_application_is_the_rung_phone_s_outbound_call() {
+        // Originate Channel=Local/201@agents Application=Dial Data=SIP/trunk/+31260010001
+        let msgs = vec![
+            chan("Newchannel", L1, "9.1", "9.1"),
+            chan("Newchannel", L2, "9.2", "9.1"),
+            dial(None, None, (L1, "9.1"), "9.1", "<unknown>"),
+            chan("Newchannel", PHONE, "9.3", "9.1"),
+            dial(None, Some((L2, "9.2")), (PHONE, "9.3"), "9.1", "201"),
+            dial(
+                Some("ANSWER"),
+                Some((L2, "9.2")),
+                (PHONE, "9.3"),
+                "9.1",
+                "201",
+            ),
+            dial(Some("ANSWER"), None, (L1, "9.1"), "9.1", "<unknown>"),
+            chan("Newchannel", TRUNK, "9.4", "9.1"),
+            dial(
+                None,
+                Some((L1, "9.1")),
+                (TRUNK, "9.4"),
+                "9.1",
+                "+31260010001",
+            ),
+            dial(
+                Some("ANSWER"),
+                Some((L1, "9.1")),
+                (TRUNK, "9.4"),
+                "9.1",
+                "+31260010001",
+            ),
+            chan("Hangup", TRUNK, "9.4", "9.1"),
+            chan("Hangup", L1, "9.1", "9.1"),
+            chan("Hangup", L2, "9.2", "9.1"),
+            chan("Hangup", PHONE, "9.3", "9.1"),
+        ];
+        let r = records(&msgs);
+        assert_eq!(r.len(), 1, "{r:?}");
+        let r = &r[0];
+        assert_eq!(r.direction, crate::calls::Direction::Outbound, "{r:?}");
+        assert_eq!(r.caller, "150010001");
+        assert_eq!(r.agent.as_deref(), Some("150010001"));
+        assert_eq!(r.callee.as_deref(), Some("+31260010001"));
+        assert!(r.rang.is_empty(), "{r:?}");
+        assert_eq!(r.did, None);
+        assert_eq!(r.caller_name, None);
+        assert_eq!(r.disposition, crate::calls::Disposition::Answered);
+        assert!(!format!("{r:?}").contains("<unknown>"), "{r:?}");
+    }
+
+    #[test]
+    fn originate_that_dials_the_customer_first_is_still_the_agent_s_outbound_call() {
+        // Originate Channel=Local/+31260010001@out Exten=201 Context=agents:
+        // the customer is dialled and answers before the agent's phone rings.
+        let (l1, l2) = (
+            "Local/+31260010001@out-00000001;1",
+            "Local/+31260010001@out-00000001;2",
+        );
+        let msgs = vec![
+            chan("Newchannel", l1, "9.1", "9.1"),
+            chan("Newchannel", l2, "9.2", "9.1"),
+            dial(None, None, (l1, "9.1"), "9.1", "<unknown>"),
+            chan("Newchannel", TRUNK, "9.4", "9.1"),
+            dial(
+                None,
+                Some((l2, "9.2")),
+                (TRUNK, "9.4"),
+                "9.1",
+                "+31260010001",
+            ),
+            dial(
+                Some("ANSWER"),
+                Some((l2, "9.2")),
+                (TRUNK, "9.4"),
+                "9.1",
+                "+31260010001",
+            ),
+            dial(Some("ANSWER"), None, (l1, "9.1"), "9.1", "<unknown>"),
+            chan("Newchannel", PHONE, "9.3", "9.1"),
+            dial(None, Some((l1, "9.1")), (PHONE, "9.3"), "9.1", "201"),
+            dial(
+                Some("ANSWER"),
+                Some((l1, "9.1")),
+                (PHONE, "9.3"),
+                "9.1",
+                "201",
+            ),
+            chan("Hangup", PHONE, "9.3", "9.1"),
+            chan("Hangup", l1, "9.1", "9.1"),
+            chan("Hangup", l2, "9.2", "9.1"),
+            chan("Hangup", TRUNK, "9.4", "9.1"),
+        ];
+        let r = records(&msgs);
+        assert_eq!(r.len(), 1, "{r:?}");
+        let r = &r[0];
+        assert_eq!(r.direction, crate::calls::Direction::Outbound, "{r:?}");
+        assert_eq!(r.agent.as_deref(), Some("150010001"), "{r:?}");
+        assert_eq!(r.caller, "150010001");
+        assert_eq!(r.callee.as_deref(), Some("+31260010001"));
+        assert_eq!(r.disposition, crate::calls::Disposition::Answered);
+    }
+
+    #[test]
+    fn originate_from_a_phone_with_an_application_is_its_outbound_call() {
+        // Originate Channel=SIP/150010001 Application=Dial Data=SIP/trunk/+31260010001
+        let msgs = vec![
+            chan("Newchannel", PHONE, "9.3", "9.3"),
+            dial(None, None, (PHONE, "9.3"), "9.3", "<unknown>"),
+            dial(Some("ANSWER"), None, (PHONE, "9.3"), "9.3", "<unknown>"),
+            chan("Newchannel", TRUNK, "9.4", "9.3"),
+            dial(
+                None,
+                Some((PHONE, "9.3")),
+                (TRUNK, "9.4"),
+                "9.3",
+                "<unknown>",
+            ),
+            dial(
+                Some("ANSWER"),
+                Some((PHONE, "9.3")),
+                (TRUNK, "9.4"),
+                "9.3",
+                "<unknown>",
+            ),
+            chan("Hangup", TRUNK, "9.4", "9.3"),
+            chan("Hangup", PHONE, "9.3", "9.3"),
+        ];
+        let mut msgs = msgs;
+        // Without a callee number on the trunk leg, the dial string names it.
+        for m in msgs
+            .iter_mut()
+            .filter(|m| m.contains(&("DestChannel", TRUNK)))
+        {
+            m.push(("DialString", "+31260010001@trunk"));
+        }
+        let r = records(&msgs);
+        assert_eq!(r.len(), 1, "{r:?}");
+        let r = &r[0];
+        assert_eq!(r.direction, crate::calls::Direction::Outbound, "{r:?}");
+        assert_eq!(r.agent.as_deref(), Some("150010001"));
+        assert_eq!(r.caller, "150010001");
+        assert_eq!(r.callee.as_deref(), Some("+31260010001"));
+        assert!(!format!("{r:?}").contains("<unknown>"), "{r:?}");
+    }
+
+    #[test]
+    fn an_originate_that_rings_no_phone_is_logged_once_without_junk() {
+        let msgs = vec![
+            chan("Newchannel", L1, "9.1", "9.1"),
+            chan("Newchannel", L2, "9.2", "9.1"),
+            chan("Hangup", L2, "9.2", "9.1"),
+            chan("Hangup", L1, "9.1", "9.1"),
+        ];
+        let r = records(&msgs);
+        assert_eq!(r.len(), 1, "{r:?}");
+        assert!(!format!("{r:?}").contains("<unknown>"), "{r:?}");
+        assert!(!format!("{r:?}").contains("201"), "{r:?}");
+    }
+
+    #[test]
+    fn asterisk_13_attended_transfer_through_a_link_names_the_second_call_s_phone() {
+        let t = "PJSIP/trunk-00000001";
+        let (a1, a2, b) = (
+            "PJSIP/101-00000002",
+            "PJSIP/101-00000003",
+            "PJSIP/102-00000004",
+        );
+        let mut msgs = vec![
+            chan("Newchannel", t, "1.1", "1.1"),
+            chan("Newchannel", a1, "1.2", "1.1"),
+            dial(None, Some((t, "1.1")), (a1, "1.2"), "1.1", "101"),
+            dial(Some("ANSWER"), Some((t, "1.1")), (a1, "1.2"), "1.1", "101"),
+            chan("Newchannel", a2, "2.3", "2.3"),
+            chan("Newchannel", b, "2.4", "2.3"),
+            dial(None, Some((a2, "2.3")), (b, "2.4"), "2.3", "102"),
+            dial(Some("ANSWER"), Some((a2, "2.3")), (b, "2.4"), "2.3", "102"),
+        ];
+        msgs.push(vec![
+            ("Event", "AttendedTransfer"),
+            ("Result", "Success"),
+            ("DestType", "Link"),
+            ("OrigTransfererChannel", a1),
+            ("OrigTransfererUniqueid", "1.2"),
+            ("OrigTransfererLinkedid", "1.1"),
+            ("SecondTransfererChannel", a2),
+            ("SecondTransfererUniqueid", "2.3"),
+            ("SecondTransfererLinkedid", "2.3"),
+            ("SecondTransfererConnectedLineNum", "<unknown>"),
+            ("LocalOneChannel", "Local/attended@transfer-00000005;1"),
+            ("LocalTwoChannel", "Local/attended@transfer-00000005;2"),
+        ]);
+        msgs.extend([
+            chan("Hangup", a1, "1.2", "1.1"),
+            chan("Hangup", a2, "2.3", "2.3"),
+            chan("Hangup", b, "2.4", "1.1"),
+            chan("Hangup", t, "1.1", "1.1"),
+        ]);
+        let r = records(&msgs);
+        assert_eq!(r.len(), 1, "{r:?}");
+        let r = &r[0];
+        assert_eq!(r.call_id, "1.1");
+        assert_eq!(r.agent.as_deref(), Some("102"), "{r:?}");
+        assert_eq!(
+            r.transfers,
+            [crate::calls::Transfer {
+                from: Some("101".into()),
+                to: "102".into(),
+                kind: TransferKind::Attended,
+            }]
+        );
+    }
+
+    #[test]
+    fn an_originate_through_local_found_up_after_a_reconnect_is_its_phone_s() {
+        let mut m = Mapper::new(MapperConfig {
+            max_extension_digits: 9,
+            ..MapperConfig::default()
+        });
+        let mut tracker = crate::calls::CallTracker::new();
+        let row = |name: &'static str, uid: &'static str| {
+            Message::from_pairs([
+                ("Event", "CoreShowChannel"),
+                ("Channel", name),
+                ("Uniqueid", uid),
+                ("Linkedid", "9.1"),
+                ("CallerIDNum", "<unknown>"),
+                ("ChannelState", "6"),
+                ("Duration", "00:00:05"),
+            ])
+        };
+        let list = [row(L1, "9.1"), row(L2, "9.2"), row(PHONE, "9.3")];
+        let mut out = Vec::new();
+        let now = Utc::now();
+        m.resync(&list, &Default::default(), now, &mut out);
+        for (name, uid) in [(L2, "9.2"), (L1, "9.1"), (PHONE, "9.3")] {
+            m.map(
+                &Message::from_pairs(chan("Hangup", name, uid, "9.1")),
+                now,
+                &mut out,
+            );
+        }
+        let mut done = Vec::new();
+        for e in out {
+            for mo in tracker.feed(e) {
+                if let crate::calls::Moment::Finished(s) = mo {
+                    done.push(s.to_record(None));
+                }
+            }
+        }
+        assert_eq!(done.len(), 1, "{done:?}");
+        assert_eq!(done[0].caller, "150010001", "{done:?}");
+        assert!(!format!("{done:?}").contains("<unknown>"), "{done:?}");
     }
 
     #[test]

@@ -21,4 +21,4 @@ pub mod members;
 pub mod replay;
 pub mod synth;
 
-pub use replay::{replay, run_replay_file};
+pub use replay::{replay, replay_with, run_replay_file, run_replay_file_with};

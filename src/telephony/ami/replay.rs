@@ -116,8 +116,18 @@ fn ns(n: u64) -> TimeDelta {
 /// `region` is the default region for numbers without a country code; an
 /// invalid one leaves numbers raw.
 pub fn replay(ami: &[u8], times: Option<&str>, region: &str) -> Vec<CallRecord> {
+    replay_with(ami, times, region, MapperConfig::default())
+}
+
+/// [`replay`] with the site's mapper rules (`phones.internal_max_digits`).
+pub fn replay_with(
+    ami: &[u8],
+    times: Option<&str>,
+    region: &str,
+    cfg: MapperConfig,
+) -> Vec<CallRecord> {
     let phones = PhoneNormalizer::new(region).ok();
-    replay_sessions(ami, times, MapperConfig::default())
+    replay_sessions(ami, times, cfg)
         .iter()
         .map(|s| s.to_record(phones.as_ref()))
         .collect()
@@ -138,6 +148,16 @@ pub fn times_path(path: &Path) -> Option<PathBuf> {
 /// Reads FILE (and its `.times` if present) and writes one JSON line per
 /// finished call to `out`.
 pub fn run_replay_file(path: &Path, region: &str, out: &mut dyn Write) -> anyhow::Result<()> {
+    run_replay_file_with(path, region, MapperConfig::default(), out)
+}
+
+/// [`run_replay_file`] with the site's mapper rules.
+pub fn run_replay_file_with(
+    path: &Path,
+    region: &str,
+    cfg: MapperConfig,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     use anyhow::Context as _;
     let ami = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let times = match times_path(path) {
@@ -146,7 +166,7 @@ pub fn run_replay_file(path: &Path, region: &str, out: &mut dyn Write) -> anyhow
         }
         None => None,
     };
-    for rec in replay(&ami, times.as_deref(), region) {
+    for rec in replay_with(&ami, times.as_deref(), region, cfg) {
         serde_json::to_writer(&mut *out, &rec)?;
         out.write_all(b"\n")?;
     }
