@@ -165,6 +165,13 @@ impl Columns {
         Ok(Columns { by_field })
     }
 
+    /// Whether column `i` holds notes (free text kept over several lines).
+    fn is_notes(&self, i: usize) -> bool {
+        self.by_field
+            .get(&Field::Notes)
+            .is_some_and(|idx| idx.contains(&i))
+    }
+
     fn get<'r>(
         &self,
         rec: &'r csv::StringRecord,
@@ -346,7 +353,18 @@ pub async fn import_contacts<R: Read>(
         }
         // NUL and other control characters are dropped here, once, so the
         // row is the same on either database.
-        let fields: Vec<String> = fields.into_iter().map(crate::text::clean_owned).collect();
+        // A note keeps its line breaks; any other value is one line.
+        let fields: Vec<String> = fields
+            .into_iter()
+            .enumerate()
+            .map(|(i, f)| {
+                if cols.is_notes(i) {
+                    crate::text::clean_block(&f).into_owned()
+                } else {
+                    crate::text::clean_owned(f)
+                }
+            })
+            .collect();
         let record = csv::StringRecord::from(fields);
         let mut row = match parse_row(&record, &cols, phones) {
             Ok(r) => r,

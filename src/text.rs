@@ -6,7 +6,8 @@
 //!
 //! Owns the one rule: control characters (Unicode `Cc`: C0 including NUL,
 //! DEL, C1) are dropped, except tab, line feed and carriage return, which
-//! become a space so the words on either side stay apart. Everything else —
+//! become a space so the words on either side stay apart ([`clean_block`]
+//! keeps line breaks and tabs, for text written over several lines). Everything else —
 //! any script, emoji, `<`, `>` and quotes — is kept as it came.
 
 use std::borrow::Cow;
@@ -21,6 +22,33 @@ pub fn clean(text: &str) -> Cow<'_, str> {
     for c in text.chars() {
         match c {
             '\t' | '\n' | '\r' => out.push(' '),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// [`clean`] for free text written over several lines (a note): line
+/// breaks and tabs are kept (CR LF and a lone CR become LF), every other
+/// control character is dropped.
+pub fn clean_block(text: &str) -> Cow<'_, str> {
+    if !text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' => {
+                if chars.peek() != Some(&'\n') {
+                    out.push('\n');
+                }
+            }
+            '\n' | '\t' => out.push(c),
             c if c.is_control() => {}
             c => out.push(c),
         }
@@ -58,6 +86,8 @@ mod tests {
     fn controls_go_and_everything_else_stays() {
         assert!(matches!(clean("Иван <ivan> 'x' 😀"), Cow::Borrowed(_)));
         assert_eq!(clean("Iv\0an"), "Ivan");
+        assert_eq!(clean_block("a\r\nb\rc\n\td\0"), "a\nb\nc\n\td");
+        assert!(matches!(clean_block("a\nb"), Cow::Borrowed(_)));
         assert_eq!(clean("a\tb\r\nc"), "a b  c");
         assert_eq!(clean("\u{7f}x\u{85}y\u{9f}\u{1b}[31m"), "xy[31m");
         assert_eq!(clean_owned("ok".into()), "ok");
