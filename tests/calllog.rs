@@ -171,6 +171,12 @@ async fn an_unknown_caller_who_gave_up_becomes_one_lead_with_one_callback() {
     assert_eq!(leads.as_array().unwrap().len(), 1, "{leads}");
     let lead = &leads[0];
     assert_eq!(lead["phone_e164"], "+79031112233");
+    // The caller sent no name: the lead is named by the formatted number.
+    assert_eq!(lead["name"], lead["phone_raw"], "{lead}");
+    assert!(
+        lead["name"].as_str().is_some_and(|n| n.starts_with("+7 ")),
+        "{lead}"
+    );
     assert_eq!(lead["manager_id"], maria);
     assert_eq!(lead["source"], "call");
     let id = lead["id"].as_i64().unwrap();

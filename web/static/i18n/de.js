@@ -123,6 +123,7 @@ export default {
   'state.pause': 'Pause',
   'state.paused': 'Pausiert',
   'state.ringing': 'Klingelt',
+  'state.unreachable': 'Telefon nicht erreichbar',
   'state.wrap_up': 'Nachbearbeitung',
   'task.add': 'Hinzufügen',
   'task.assigned': 'Neue Aufgabe: {title}',

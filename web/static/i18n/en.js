@@ -123,6 +123,7 @@ export default {
   'state.pause': 'Pause',
   'state.paused': 'Paused',
   'state.ringing': 'Ringing',
+  'state.unreachable': 'Phone unreachable',
   'state.wrap_up': 'Wrap-up',
   'task.add': 'Add',
   'task.assigned': 'New task: {title}',

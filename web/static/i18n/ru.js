@@ -123,6 +123,7 @@ export default {
   'state.pause': 'Пауза',
   'state.paused': 'Пауза',
   'state.ringing': 'Звонит',
+  'state.unreachable': 'Телефон недоступен',
   'state.wrap_up': 'Постобработка',
   'task.add': 'Добавить',
   'task.assigned': 'Новая задача: {title}',

@@ -123,6 +123,7 @@ export default {
   'state.pause': 'Пауза',
   'state.paused': 'Пауза',
   'state.ringing': 'Дзвонить',
+  'state.unreachable': 'Телефон недоступний',
   'state.wrap_up': 'Післяобробка',
   'task.add': 'Додати',
   'task.assigned': 'Нове завдання: {title}',
