@@ -345,8 +345,11 @@ pub async fn import_contacts<R: Read>(
             continue;
         }
         // NUL and other control characters are dropped here, once, so the
-        // row is the same on either database.
-        let fields: Vec<String> = fields.into_iter().map(crate::text::clean_owned).collect();
+        // row is the same on either database (a quoted value keeps its lines).
+        let fields: Vec<String> = fields
+            .into_iter()
+            .map(crate::text::clean_keeping_lines)
+            .collect();
         let record = csv::StringRecord::from(fields);
         let mut row = match parse_row(&record, &cols, phones) {
             Ok(r) => r,

@@ -36,6 +36,15 @@ pub fn clean_owned(text: String) -> String {
     }
 }
 
+/// [`clean`] for multi-line text (a quoted CSV value over several lines):
+/// each line is cleaned, the line feeds between them are kept.
+pub fn clean_keeping_lines(text: String) -> String {
+    if !text.chars().any(|c| c.is_control() && c != '\n') {
+        return text;
+    }
+    text.split('\n').map(clean).collect::<Vec<_>>().join("\n")
+}
+
 /// Whether UTF-8 `bytes` hold a control character other than the CR and LF
 /// that end lines: the AMI decoder's cheap test before it cleans a message.
 pub fn has_control_within_lines(bytes: &[u8]) -> bool {
@@ -62,6 +71,8 @@ mod tests {
         assert_eq!(clean("\u{7f}x\u{85}y\u{9f}\u{1b}[31m"), "xy[31m");
         assert_eq!(clean_owned("ok".into()), "ok");
         assert_eq!(clean_owned("\0".into()), "");
+        assert_eq!(clean_keeping_lines("a\0\nb\r\n".into()), "a\nb \n");
+        assert_eq!(clean_keeping_lines("a\nb".into()), "a\nb");
         assert!(has_control_within_lines(b"Name: a\0b\r\n"));
         assert!(has_control_within_lines("x\u{85}".as_bytes()));
         assert!(has_control_within_lines(b"a\tb"));
