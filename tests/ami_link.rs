@@ -319,6 +319,14 @@ async fn calls_that_end_or_happen_while_the_link_is_down_get_their_times_from_th
     })
     .await;
     for a in [&app, &again] {
+        // A call's activity and lead are written just after its row.
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while (count(a, "SELECT COUNT(*) FROM activities WHERE kind = 'call'").await < 3
+            || count(a, "SELECT COUNT(*) FROM leads").await < 3)
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         assert_eq!(count(a, "SELECT COUNT(*) FROM calls").await, 3);
         assert_eq!(
             count(a, "SELECT COUNT(*) FROM activities WHERE kind = 'call'").await,

@@ -309,7 +309,18 @@ async fn connection(sock: TcpStream, state: Arc<FakeState>) {
                     Ok(_) => {}
                 }
             }
-            _ = hang_up.notified() => break 'read,
+            _ = hang_up.notified() => {
+                // The stream was cut (FIN sent). Closing now with the
+                // client's actions unread would send a reset, and a reset
+                // throws away what the client has not read yet: the events
+                // before the cut. Read on until the client closes its side.
+                let mut sink = [0u8; 4096];
+                let drain = async {
+                    while matches!(rd.read(&mut sink).await, Ok(n) if n > 0) {}
+                };
+                let _ = tokio::time::timeout(Duration::from_secs(10), drain).await;
+                break 'read;
+            }
         }
         while let Ok(Some(frame)) = dec.decode(&mut buf) {
             let Frame::Message(m) = frame else { continue };
