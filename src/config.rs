@@ -21,6 +21,9 @@ pub struct Config {
     /// The JSON-lines file Asterisk's `cdr_custom` writes
     /// (`dialplans/cdr_custom.conf`), read after an AMI outage.
     pub ami_cdr_file: Option<PathBuf>,
+    /// Moments (rings, answers, who is on a call) the queue from the AMI
+    /// reader to the screen pops holds; unset: the client's default.
+    pub ami_event_queue: Option<usize>,
     pub sip_bind: Option<String>,
     pub http_bind: SocketAddr,
     pub recordings_dir: PathBuf,
@@ -410,6 +413,7 @@ struct FileConfig {
     redis_prefix: Option<String>,
     ami_url: Option<String>,
     ami_cdr_file: Option<PathBuf>,
+    ami_event_queue: Option<i64>,
     sip_bind: Option<String>,
     http_bind: Option<String>,
     recordings_dir: Option<PathBuf>,
@@ -532,6 +536,22 @@ impl Config {
             .map(PathBuf::from)
             .or(fc.ami_cdr_file)
             .filter(|p| !p.as_os_str().is_empty());
+        let key = "RINGSIDE_AMI_EVENT_QUEUE";
+        let ami_event_queue = match lookup(env, key).filter(|v| !v.is_empty()) {
+            Some(raw) => Some(
+                raw.trim()
+                    .parse::<i64>()
+                    .map_err(|_| invalid(key, format!("`{raw}` is not a number")))?,
+            ),
+            None => fc.ami_event_queue,
+        };
+        let min = crate::telephony::ami::client::MIN_EVENT_QUEUE as i64;
+        if let Some(n) = ami_event_queue
+            && !(min..=1_000_000).contains(&n)
+        {
+            return Err(invalid(key, format!("must be between {min} and 1000000")));
+        }
+        let ami_event_queue = ami_event_queue.map(|n| n as usize);
         let cti_raw: Vec<String> = match lookup(env, "RINGSIDE_CTI_TOKENS") {
             Some(v) => v
                 .split(',')
@@ -619,6 +639,7 @@ impl Config {
             redis_prefix,
             ami_url,
             ami_cdr_file,
+            ami_event_queue,
             sip_bind,
             http_bind,
             recordings_dir,

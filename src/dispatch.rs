@@ -4,20 +4,21 @@
 //! lead, callback and place on the caller's timeline.
 //!
 //! Owns the hand-off from tracker output to the outputs (push, presence,
-//! call log, timeline). Input is PBX-neutral (`Moment`, `CallEvent`,
-//! `CallSession`); every call gets its own worker so its messages keep their
-//! order while calls proceed independently.
+//! call log, timeline). Input is PBX-neutral (`Moment`, `CallSession`);
+//! every call gets its own worker so its messages keep their order while
+//! calls proceed independently. A worker sends each frame once (keyed as
+//! Redis keys it across nodes), so a moment told again — the AMI client's
+//! catch-up after its queue overflowed sends the live calls' state again —
+//! shows nothing twice.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use crate::calls::{
-    CallEvent, CallRecord, CallSession, Direction, Disposition, Moment, Part, Transfer,
-};
+use crate::calls::{CallRecord, CallSession, Direction, Disposition, Moment, Part, Transfer};
 use crate::crm::directory::{Card, Reason, identify};
 use crate::crm::index::{Lookup, NoMatch, Party};
 use crate::http::AppState;
@@ -147,16 +148,13 @@ impl Dispatch {
         }
     }
 
-    /// Raw call events: nothing here needs them any more (the tracker's
-    /// moments say who rings and talks), kept for adapters that forward them.
-    pub fn event(&self, _e: CallEvent) {}
-
     pub fn finished(&self, s: CallSession) {
         self.to_call(s.call_id.clone(), Work::Finished(Box::new(s)));
     }
 
     /// Forwards everything an AMI connection yields, moments first so a
-    /// call's pop never trails its own end.
+    /// call's pop never trails its own end. Nothing here waits: each input
+    /// goes to its call's worker at once.
     pub fn follow_ami(&self, mut feed: crate::telephony::ami::client::CallFeed) {
         let mut agents = feed.agents;
         let presence = self.inner.state.presence.clone();
@@ -172,7 +170,7 @@ impl Dispatch {
                     biased;
                     Some(m) = feed.moments.recv() => me.moment(m),
                     Some(s) = feed.finished.recv() => me.finished(s),
-                    Some(e) = feed.events.recv() => me.event(e),
+                    Some(m) = feed.merged.recv() => me.moment(m),
                     else => break,
                 }
             }
@@ -294,6 +292,7 @@ async fn caller_card(state: &AppState, call_id: &str, number: &str) -> Option<Ca
 /// once per call: who has the extension comes from memory, the message is
 /// serialized once for all of them, and agent states change after every
 /// screen has its pop.
+#[allow(clippy::too_many_arguments)]
 async fn ring(
     state: &AppState,
     call_id: &str,
@@ -302,6 +301,7 @@ async fn ring(
     queue: Option<String>,
     card: &mut Option<CallerCard>,
     rung: &mut BTreeMap<i64, String>,
+    sent: &mut HashSet<String>,
 ) {
     let users = match state.extensions.users(&state.db, agent).await {
         Ok(u) => u,
@@ -310,6 +310,12 @@ async fn ring(
             return;
         }
     };
+    let once = |u: &i64| format!("{call_id}:ringing:{u}:{agent}");
+    // Told again (a catch-up after an overflow): those who have it keep it.
+    let users: Vec<i64> = users
+        .into_iter()
+        .filter(|u| !sent.contains(&once(u)))
+        .collect();
     if users.is_empty() {
         return;
     }
@@ -348,11 +354,12 @@ async fn ring(
     }
     for &u in &users {
         rung.insert(u, agent.to_owned());
-        let once = format!("{call_id}:ringing:{u}:{agent}");
+        let once = once(&u);
         state
             .push
             .send_fields(u, "call.ringing", &fields, Some(&once))
             .await;
+        sent.insert(once);
     }
 }
 
@@ -377,6 +384,7 @@ async fn transfer(
     caller: &crate::calls::Party,
     card: &Option<CallerCard>,
     rung: &mut BTreeMap<i64, String>,
+    sent: &mut HashSet<String>,
 ) {
     let targets = state
         .extensions
@@ -414,6 +422,9 @@ async fn transfer(
         let fields = format!("{head},\"by_you\":{by_you},{cards}");
         let from = t.from.as_deref().unwrap_or("");
         let once = format!("{call_id}:transferred:{u}:{from}:{}", t.to);
+        if !sent.insert(once.clone()) {
+            continue;
+        }
         state
             .push
             .send_fields(u, "call.transferred", &fields, Some(&once))
@@ -448,6 +459,8 @@ async fn run_call(state: AppState, call_id: String, mut rx: mpsc::UnboundedRecei
     let mut caller = crate::calls::Party::default();
     // user → the extension that rang them (or took the call over)
     let mut rung: BTreeMap<i64, String> = BTreeMap::new();
+    // The `once` keys of the frames sent for this call.
+    let mut sent: HashSet<String> = HashSet::new();
     while let Some(work) = rx.recv().await {
         match work {
             // Looked up as the call arrives, so the card is ready (or nearly)
@@ -465,7 +478,10 @@ async fn run_call(state: AppState, call_id: String, mut rx: mpsc::UnboundedRecei
                 queue,
                 ..
             }) => {
-                ring(&state, &call_id, &agent, &c, queue, &mut card, &mut rung).await;
+                ring(
+                    &state, &call_id, &agent, &c, queue, &mut card, &mut rung, &mut sent,
+                )
+                .await;
                 caller = c;
             }
             // Agent states change after the frames that explain them.
@@ -482,6 +498,9 @@ async fn run_call(state: AppState, call_id: String, mut rx: mpsc::UnboundedRecei
                 for (u, _) in rung.iter() {
                     let by_you = answerers.contains(u);
                     let once = format!("{call_id}:answered:{u}:{agent}");
+                    if !sent.insert(once.clone()) {
+                        continue;
+                    }
                     state
                         .push
                         .send(
@@ -494,7 +513,7 @@ async fn run_call(state: AppState, call_id: String, mut rx: mpsc::UnboundedRecei
                 }
             }
             Work::Moment(Moment::Transferred { transfer: t, .. }) => {
-                transfer(&state, &call_id, &t, &caller, &card, &mut rung).await;
+                transfer(&state, &call_id, &t, &caller, &card, &mut rung, &mut sent).await;
             }
             Work::Moment(Moment::Merged {
                 into, disposition, ..

@@ -237,7 +237,10 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             let db = server.state.db.clone();
             let seeded = demo::seed(&db, &server.state.phones).await?;
             if seeded {
+                // In memory before the PBX link starts (in `run`), so the
+                // first simulated call already rings the demo's agents.
                 server.state.callers.rebuild(&db).await?;
+                server.state.extensions.reload(&db).await?;
                 server.state.routing.reload(&db).await?;
             }
             let passwords = demo::reset_passwords(&db).await?;

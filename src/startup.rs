@@ -22,6 +22,9 @@ pub struct Server {
     pub listener: TcpListener,
     /// FastAGI listener, when `routing.agi_bind` is set.
     pub agi: Option<TcpListener>,
+    /// The PBX link, started by [`Server::run`] once everything its events
+    /// are matched against is in memory.
+    ami: Option<crate::telephony::ami::client::ClientConfig>,
 }
 
 impl Server {
@@ -40,18 +43,7 @@ impl Server {
         };
         let ami = crate::telephony::ami::client::ClientConfig::from_config(&config)
             .map_err(|e| anyhow::anyhow!("ami_url: {e}"))?;
-        let mut state = AppState::load(db, config).await?;
-        let feed = ami.map(|mut cfg| {
-            cfg.devices = Some(state.extensions.clone());
-            let (client, feed) = crate::telephony::ami::client::start(cfg);
-            state.pbx = Some(client);
-            feed
-        });
-        let dispatch = crate::dispatch::Dispatch::start(state.clone());
-        let _ = state.dispatch.set(dispatch.clone());
-        if let Some(feed) = feed {
-            dispatch.follow_ami(feed);
-        }
+        let state = AppState::load(db, config).await?;
         tracing::info!(numbers = state.callers.len(), "caller index built");
         state
             .callers
@@ -66,14 +58,34 @@ impl Server {
             state,
             listener,
             agi,
+            ami,
         })
+    }
+
+    /// Starts the dispatcher and then the PBX link: the first AMI event is
+    /// read only once users and their phones, the caller index and the
+    /// routing rules are loaded (and whatever the caller did after `build`,
+    /// like the demo's seeding), so no early call is attributed to nobody.
+    fn start_calls(&mut self) {
+        let feed = self.ami.take().map(|mut cfg| {
+            cfg.devices = Some(self.state.extensions.clone());
+            let (client, feed) = crate::telephony::ami::client::start(cfg);
+            self.state.pbx = Some(client);
+            feed
+        });
+        let dispatch = crate::dispatch::Dispatch::start(self.state.clone());
+        let _ = self.state.dispatch.set(dispatch.clone());
+        if let Some(feed) = feed {
+            dispatch.follow_ami(feed);
+        }
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
     }
 
-    pub async fn run(self) -> anyhow::Result<()> {
+    pub async fn run(mut self) -> anyhow::Result<()> {
+        self.start_calls();
         let addr = self.local_addr()?;
         let refresh = self.state.routing.spawn_refresh(self.state.db.clone());
         let agi = match self.agi {

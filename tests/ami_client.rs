@@ -2,6 +2,8 @@
 //! transcript gives the same calls as the offline replay, and a connection
 //! or server lost mid-call still logs the call exactly once.
 
+mod support;
+
 use std::time::Duration;
 
 use ringside::calls::{CallRecord, CallSession, Disposition};
@@ -398,24 +400,109 @@ async fn actions_are_correlated_and_lists_collected() {
     fake.shutdown().await;
 }
 
+/// Waits for `ok`, failing after `within`.
+async fn wait_until(what: &str, within: Duration, ok: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + within;
+    while !ok() {
+        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 #[tokio::test]
-async fn slow_event_consumer_never_stalls_the_reader() {
-    let (ami, times) = fixture("queue_answered");
-    let fake = FakeAmi::start(FakeScript::from_transcript(&ami, &times))
-        .await
-        .expect("fake starts");
+async fn a_full_queue_never_stalls_the_reader_and_a_catch_up_sends_every_live_call_again() {
+    // 10,000 messages at once: 300 calls left ringing three agents.
+    let burst = support::burst::ringing(300, &["101", "102", "103"], 10_000);
+    assert!(burst.events.len() >= 9_900, "{}", burst.events.len());
+    let mut script = FakeScript::from_transcript(b"", "");
+    script.events = burst.events;
+    let fake = FakeAmi::start(script).await.expect("fake starts");
+    let state = fake.state();
     let mut cfg = config(&fake.url());
-    cfg.event_capacity = 1;
-    // Nobody reads `feed.events`: it fills after one event.
+    cfg.event_capacity = client::MIN_EVENT_QUEUE;
     let (client, mut feed) = client::start(cfg);
-    let r = collect(&client, &mut feed, 1).await.remove(0);
-    assert_eq!(r.disposition, Disposition::Answered);
-    assert_eq!(r.agent.as_deref(), Some("102"));
+    // Nobody reads the moments yet: the reader still reads the whole burst
+    // and the tracker sees every call.
+    wait_until(
+        "the tracker has every call",
+        Duration::from_secs(30),
+        || client.live_calls().len() == 300,
+    )
+    .await;
+    let s = client.status();
+    assert!(s.dropped > 0, "the overflow is counted: {s:?}");
+    assert_eq!(s.queue_capacity, client::MIN_EVENT_QUEUE);
+    assert_eq!(s.queue_peak, client::MIN_EVENT_QUEUE, "{s:?}");
+    // Once the moments are read, the catch-up sends each call's ring again.
+    let mut rang: std::collections::HashMap<String, String> = Default::default();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while rang.len() < burst.rings.len() {
+        let m = tokio::time::timeout_at(deadline, feed.moments.recv())
+            .await
+            .unwrap_or_else(|_| panic!("only {} of 300 rings came", rang.len()))
+            .expect("feed open");
+        if let ringside::calls::Moment::Ringing { call_id, agent, .. } = m {
+            rang.insert(call_id, agent);
+        }
+    }
+    for (call, ext) in &burst.rings {
+        assert_eq!(rang.get(call), Some(ext), "{call}");
+    }
+    let s = client.status();
+    assert!(s.overflow_resyncs >= 1, "{s:?}");
     assert!(
-        client.dropped_events() > 0,
-        "events beyond capacity are counted"
+        state.count("CoreShowChannels") >= 2,
+        "the catch-up asks Asterisk"
     );
-    assert_eq!(feed.events.len(), 1);
+    assert!(state.count("QueueStatus") >= 1, "and the queues");
+    assert_eq!(state.count("Login"), 1, "on the same login");
+    assert_eq!(client.live_calls().len(), 300);
+    client.stop();
+    fake.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_asterisk_13_greeting_logs_in_and_an_asterisk_11_one_is_refused_before_login() {
+    let (ami, times) = fixture("direct_answered");
+    let mut script = FakeScript::from_transcript(&ami, &times);
+    script.banner = "Asterisk Call Manager/2.10.4".into();
+    let fake = FakeAmi::start(script).await.expect("fake starts");
+    let (client, mut feed) = client::start(config(&fake.url()));
+    let r = collect(&client, &mut feed, 1).await.remove(0);
+    assert_eq!(r.agent.as_deref(), Some("101"));
+    let s = client.status();
+    assert_eq!(s.version.as_deref(), Some("2.10.4"));
+    assert_eq!(s.unsupported, None);
+    client.stop();
+    fake.shutdown().await;
+
+    let mut script = FakeScript::from_transcript(&ami, &times);
+    script.banner = "Asterisk Call Manager/1.3".into();
+    let fake = FakeAmi::start(script).await.expect("fake starts");
+    let state = fake.state();
+    let (client, mut feed) = client::start(config(&fake.url()));
+    // Asked again on the backoff, never logged in to.
+    wait_until("three connections", Duration::from_secs(20), || {
+        state.connections() >= 3
+    })
+    .await;
+    assert_eq!(state.count("Login"), 0, "no login to AMI 1.x");
+    assert!(state.actions().is_empty(), "{:?}", state.actions());
+    assert_eq!(client.connects(), 0);
+    let s = client.status();
+    assert!(!s.connected);
+    assert_eq!(s.version.as_deref(), Some("1.3"));
+    let why = s.unsupported.expect("the reason");
+    assert!(
+        why.contains("AMI 1.3") && why.contains("Asterisk 11 or older") && why.contains("13 to 22"),
+        "{why}"
+    );
+    assert!(s.last_error.is_some_and(|e| e.contains("AMI 1.3")));
+    assert!(
+        next_finished(&mut feed, Duration::from_millis(200))
+            .await
+            .is_none()
+    );
     client.stop();
     fake.shutdown().await;
 }

@@ -15,19 +15,13 @@ const WAIT: Duration = Duration::from_secs(20);
 
 /// A fake Asterisk with no calls, refusing `refusals` (action, message).
 async fn quiet_pbx(refusals: &[(&str, &str)]) -> FakeAmi {
-    FakeAmi::start(FakeScript {
-        user: "crm".into(),
-        secret: "secret".into(),
-        events: Vec::new(),
-        pace: Pace::Full,
-        drops: Vec::new(),
-        refusals: refusals
-            .iter()
-            .map(|(a, m)| ((*a).to_owned(), (*m).to_owned()))
-            .collect(),
-    })
-    .await
-    .expect("fake starts")
+    let mut script = FakeScript::from_transcript(b"", "");
+    script.pace = Pace::Full;
+    script.refusals = refusals
+        .iter()
+        .map(|(a, m)| ((*a).to_owned(), (*m).to_owned()))
+        .collect();
+    FakeAmi::start(script).await.expect("fake starts")
 }
 
 /// Posts a click-to-call, retrying while the server is still connecting to

@@ -37,6 +37,8 @@ pub fn router() -> Router<AppState> {
 /// when the database is down; a PBX link that is down or works only in part
 /// (`ami.status` `disconnected` / `degraded`, with `ami.reason`) makes the
 /// whole `degraded` but keeps 200, since the node still serves its users.
+/// An Asterisk whose AMI version is not supported is `degraded` (the reason
+/// names the version) rather than `disconnected`: retrying will not help.
 async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
     let db = sqlx::query_scalar::<_, i64>("SELECT 1")
         .fetch_one(&state.db.pool)
@@ -51,6 +53,7 @@ async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
     if let Some(pbx) = &state.pbx {
         let s = pbx.status();
         let (status, reason) = match (&s.degraded, s.connected) {
+            _ if s.unsupported.is_some() => ("degraded", s.unsupported.clone().unwrap_or_default()),
             (_, false) => (
                 "disconnected",
                 s.last_error.clone().unwrap_or_else(|| "connecting".into()),
@@ -64,6 +67,9 @@ async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
         let mut ami = serde_json::json!({"status": status, "logins": s.logins});
         if !reason.is_empty() {
             ami["reason"] = reason.into();
+        }
+        if let Some(v) = &s.version {
+            ami["version"] = v.as_str().into();
         }
         body["ami"] = ami;
     }
@@ -129,8 +135,49 @@ async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) 
         let _ = writeln!(
             out,
             "ringside_ami_degraded {}",
-            u8::from(s.degraded.is_some())
+            u8::from(s.degraded.is_some() || s.unsupported.is_some())
         );
+        if let Some(v) = &s.version {
+            out.push_str(
+                "# HELP ringside_ami_version_supported The AMI version Asterisk announced, and whether Ringside follows it (AMI 2.0 or newer).\n",
+            );
+            out.push_str("# TYPE ringside_ami_version_supported gauge\n");
+            let v: String = v
+                .chars()
+                .filter(|c| !matches!(c, '"' | '\\' | '\n'))
+                .collect();
+            let _ = writeln!(
+                out,
+                "ringside_ami_version_supported{{version=\"{v}\"}} {}",
+                u8::from(s.unsupported.is_none())
+            );
+        }
+        out.push_str(
+            "# HELP ringside_ami_events_dropped_total Call moments (rings, answers, who is on a call) the queue to the screen pops had no room for.\n",
+        );
+        out.push_str("# TYPE ringside_ami_events_dropped_total counter\n");
+        let _ = writeln!(out, "ringside_ami_events_dropped_total {}", s.dropped);
+        out.push_str(
+            "# HELP ringside_ami_overflow_resyncs_total Resyncs run after that queue overflowed (they send the live calls again).\n",
+        );
+        out.push_str("# TYPE ringside_ami_overflow_resyncs_total counter\n");
+        let _ = writeln!(
+            out,
+            "ringside_ami_overflow_resyncs_total {}",
+            s.overflow_resyncs
+        );
+        out.push_str("# HELP ringside_ami_event_queue_capacity Size of the queue to the screen pops (ami_event_queue).\n");
+        out.push_str("# TYPE ringside_ami_event_queue_capacity gauge\n");
+        let _ = writeln!(
+            out,
+            "ringside_ami_event_queue_capacity {}",
+            s.queue_capacity
+        );
+        out.push_str(
+            "# HELP ringside_ami_event_queue_peak The most that queue has held since start.\n",
+        );
+        out.push_str("# TYPE ringside_ami_event_queue_peak gauge\n");
+        let _ = writeln!(out, "ringside_ami_event_queue_peak {}", s.queue_peak);
         out.push_str("# HELP ringside_ami_logins_total AMI logins since start.\n");
         out.push_str("# TYPE ringside_ami_logins_total counter\n");
         let _ = writeln!(out, "ringside_ami_logins_total {}", s.logins);

@@ -3,6 +3,8 @@
 //! `RINGSIDE_TEST_POSTGRES` points at a server), and talk HTTP to it.
 #![allow(dead_code)]
 
+pub mod burst;
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -23,6 +25,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// The FastAGI address, when `RINGSIDE_AGI_BIND` was given.
     pub agi: Option<String>,
+    /// The server's log lines so far.
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     child: Child,
 }
 
@@ -111,6 +115,12 @@ impl TestApp {
         Self::spawn_on(dir, other.db_url.clone(), env).await
     }
 
+    /// Starts the server on a database made beforehand (users written
+    /// before the server reads them, as `ringside user add` would).
+    pub async fn spawn_seeded(seed: Seed, env: &[(&str, &str)]) -> TestApp {
+        Self::spawn_on(seed.dir, seed.db_url, env).await
+    }
+
     async fn spawn_on(dir: tempfile::TempDir, db_url: String, env: &[(&str, &str)]) -> TestApp {
         let db = Db::connect(&db_url).await.unwrap();
         db.migrate().await.unwrap();
@@ -132,12 +142,17 @@ impl TestApp {
         let (tx, rx) = std::sync::mpsc::channel();
         // RINGSIDE_TEST_LOG=1 shows the server's log beside the test's output.
         let echo = std::env::var_os("RINGSIDE_TEST_LOG").is_some();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let lines = log.clone();
         std::thread::spawn(move || {
             let mut sent = false;
             let mut agi = None;
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if echo {
                     eprintln!("[ringside] {line}");
+                }
+                if let Ok(mut l) = lines.lock() {
+                    l.push(line.clone());
                 }
                 if let Some(i) = line.find("fastagi listening on ") {
                     let rest = &line[i + "fastagi listening on ".len()..];
@@ -161,8 +176,17 @@ impl TestApp {
             dir,
             client: reqwest::Client::new(),
             agi,
+            log,
             child,
         }
+    }
+
+    /// The server's log lines that contain `text`.
+    pub fn log_lines(&self, text: &str) -> Vec<String> {
+        self.log
+            .lock()
+            .map(|l| l.iter().filter(|x| x.contains(text)).cloned().collect())
+            .unwrap_or_default()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -252,6 +276,41 @@ impl TestApp {
 
     pub async fn post(&self, token: &str, path: &str, body: Value) -> (u16, Value) {
         self.send("POST", token, path, body).await
+    }
+}
+
+/// A database prepared before the server starts.
+pub struct Seed {
+    pub dir: tempfile::TempDir,
+    pub db_url: String,
+    pub db: Db,
+}
+
+impl Seed {
+    pub async fn new() -> Seed {
+        let dir = tempfile::tempdir().unwrap();
+        let db_url = fresh_database(dir.path()).await;
+        let db = Db::connect(&db_url).await.unwrap();
+        db.migrate().await.unwrap();
+        Seed { dir, db_url, db }
+    }
+
+    /// Creates an agent directly in the database; returns its id.
+    pub async fn add_agent(&self, login: &str, exts: &[&str]) -> i64 {
+        let exts: Vec<String> = exts.iter().map(|e| e.to_string()).collect();
+        self.db
+            .create_user(NewUser {
+                login,
+                name: &format!("User {login}"),
+                role: "agent",
+                team_id: None,
+                locale: "en",
+                password_hash: &hash_password(PASSWORD),
+                extensions: &exts,
+            })
+            .await
+            .unwrap()
+            .id
     }
 }
 

@@ -8,12 +8,26 @@
 //! degraded (`AmiClient::status`), live events keep flowing, and the refused
 //! resync is retried on the same growing backoff as a reconnect.
 //!
+//! Only AMI 2.0 and newer is followed (Asterisk 12 on; supported are 13 to
+//! 22): the greeting line names the version before anything is sent, and an
+//! Asterisk 11 or older (`Asterisk Call Manager/1.x`, whose events have no
+//! `Linkedid`) is refused without logging in, reported as degraded with the
+//! version it announced, and asked again on the reconnect backoff.
+//!
 //! Owns the socket and the call state built from it (mapper + tracker). The
-//! reader never waits for consumers: call events go through a bounded channel
-//! and are counted and dropped when it is full (a slow screen-pop consumer
-//! must not stall Asterisk's socket, which would make Asterisk drop us).
-//! Finished calls go through an unbounded channel: one small record per
-//! call, which cannot be rebuilt later, so they are never dropped.
+//! reader never waits for consumers, so Asterisk's socket is always read:
+//! the mapper and the tracker run in the reader itself and lose nothing;
+//! what screens react to (rings, answers, who is on a call) goes through a
+//! bounded queue sized for the worst burst measured (`ami.event_queue`).
+//! When it is full anyway, what does not fit is counted, and a catch-up
+//! resync (`CoreShowChannels`, `QueueStatus`) puts the tracker right and
+//! sends every live call's current state again, call by call, in step with
+//! the stream. Ends of calls (finished, merged) go through unbounded
+//! channels: one small record per call, which cannot be rebuilt later, so
+//! they are never dropped.
+//!
+//! A resync's channel list is applied in the reader when its last item is
+//! read, so the stream after it cannot be undone by an older list.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
@@ -170,7 +184,9 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     pub reconnect_min: Duration,
     pub reconnect_max: Duration,
-    /// Capacity of the call-event channel; beyond it events are dropped and counted.
+    /// Capacity of the queue of moments to the screen pops (at least
+    /// [`MIN_EVENT_QUEUE`]); beyond it they are counted and a catch-up
+    /// resync sends the live calls again.
     pub event_capacity: usize,
     pub mapper: MapperConfig,
     /// The users' devices, so channels of named endpoints are agents' phones.
@@ -192,6 +208,9 @@ impl ClientConfig {
         };
         let mut cfg = ClientConfig::new(url.parse()?);
         cfg.mapper = MapperConfig::from_config(config);
+        if let Some(n) = config.ami_event_queue {
+            cfg.event_capacity = n;
+        }
         cfg.cdr_file.clone_from(&config.ami_cdr_file);
         Ok(Some(cfg))
     }
@@ -205,7 +224,7 @@ impl ClientConfig {
             connect_timeout: Duration::from_secs(5),
             reconnect_min: Duration::from_millis(500),
             reconnect_max: Duration::from_secs(30),
-            event_capacity: 4096,
+            event_capacity: DEFAULT_EVENT_QUEUE,
             mapper: MapperConfig::default(),
             devices: None,
             cdr_file: None,
@@ -214,8 +233,35 @@ impl ClientConfig {
     }
 }
 
+/// Moments the queue to the screen pops holds by default (a call makes a
+/// few: arrived, each ring, answered, who is on it). Not yet sized from a
+/// measured worst case; an overflow is counted and caught up on.
+pub const DEFAULT_EVENT_QUEUE: usize = 10_000;
+
+/// The smallest queue accepted: one call's full state, many times over.
+pub const MIN_EVENT_QUEUE: usize = 64;
+
+/// The `Asterisk Call Manager/` greeting's version when Ringside cannot
+/// follow it: AMI 1.x (Asterisk 11 and older) has no `Linkedid`.
+pub fn unsupported_version(banner: &str) -> Option<String> {
+    let version = banner
+        .trim()
+        .strip_prefix("Asterisk Call Manager/")?
+        .trim()
+        .to_owned();
+    let major: u32 = version.split('.').next()?.trim().parse().ok()?;
+    (major < 2).then_some(version)
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ClientError {
+    /// The greeting named an AMI version Ringside cannot follow.
+    #[error(
+        "Asterisk announced AMI {version} (`{banner}`): that is Asterisk 11 or older, which \
+         Ringside does not support (its events lack the `Linkedid` calls are followed by); \
+         Ringside needs Asterisk 13 to 22 (AMI 2.0 or newer) and does not log in"
+    )]
+    Unsupported { version: String, banner: String },
     #[error("not connected to Asterisk")]
     NotConnected,
     #[error("the AMI connection dropped before the answer came")]
@@ -286,6 +332,18 @@ pub struct LinkStatus {
     pub last_error: Option<String>,
     /// Actions Asterisk refused for want of a privilege class.
     pub refused: u64,
+    /// The AMI version Asterisk announced last (`11.0.0`), once connected.
+    pub version: Option<String>,
+    /// Why Ringside does not log in to this Asterisk (its AMI version).
+    pub unsupported: Option<String>,
+    /// Moments (rings, answers, who is on a call) the queue to the screen
+    /// pops had no room for.
+    pub dropped: u64,
+    /// Catch-up resyncs run after such an overflow.
+    pub overflow_resyncs: u64,
+    /// The queue's size and the most it has held.
+    pub queue_capacity: usize,
+    pub queue_peak: usize,
 }
 
 /// The answer to a list action: the first response plus the item events.
@@ -297,6 +355,13 @@ pub struct ListAnswer {
 
 enum Pending {
     One(oneshot::Sender<Result<Message, ClientError>>),
+    /// A `CoreShowChannels` resync: applied to the mapper in the reader
+    /// when its list is complete; the answer is the calls it found gone.
+    Resync {
+        known: HashSet<String>,
+        items: Vec<Message>,
+        tx: oneshot::Sender<Result<Vec<CallEvent>, ClientError>>,
+    },
     List {
         response: Option<Message>,
         items: Vec<Message>,
@@ -344,6 +409,13 @@ struct Shared {
     next_id: AtomicU64,
     connected: AtomicBool,
     dropped: AtomicU64,
+    /// Moments were dropped since the last catch-up began.
+    overflowed: AtomicBool,
+    overflow_wake: Notify,
+    overflow_resyncs: AtomicU64,
+    queue_peak: AtomicU64,
+    version: StdMutex<Option<String>>,
+    unsupported: StdMutex<Option<String>>,
     connects: AtomicU64,
     refused: AtomicU64,
     /// The session got through its resync or a keep-alive: a drop after it
@@ -357,25 +429,26 @@ struct Shared {
     outage_since_ms: AtomicI64,
     cdr: Mutex<Option<CdrFile>>,
     state: StdMutex<CallState>,
-    events_tx: mpsc::Sender<CallEvent>,
     moments_tx: mpsc::Sender<Moment>,
     finished_tx: mpsc::UnboundedSender<CallSession>,
     agents_tx: mpsc::UnboundedSender<crate::presence::PbxSignal>,
+    merged_tx: mpsc::UnboundedSender<Moment>,
     stop: Notify,
     stopped: AtomicBool,
 }
 
-/// What the client yields to the rest of the app.
+/// What the client yields to the rest of the app. Read `moments` before
+/// the other two: a call's end is sent after its moments.
 pub struct CallFeed {
-    /// Every call event, in order (bounded: see the module doc).
-    pub events: mpsc::Receiver<CallEvent>,
-    /// What screens react to: ringing (with caller and queue), answered,
-    /// transferred. Bounded like `events`.
+    /// What screens react to: arrived, ringing (with caller and queue),
+    /// answered, transferred, who is on the call. Bounded: see the module doc.
     pub moments: mpsc::Receiver<Moment>,
     /// Each call once, when it has ended.
     pub finished: mpsc::UnboundedReceiver<CallSession>,
     /// Queue membership and phone states (`members`).
     pub agents: mpsc::UnboundedReceiver<crate::presence::PbxSignal>,
+    /// `Moment::Merged`: a consultation folded into the call it transferred.
+    pub merged: mpsc::UnboundedReceiver<Moment>,
 }
 
 /// Handle to a running AMI connection; cheap to clone.
@@ -398,10 +471,10 @@ pub enum SpyMode {
 /// Starts the connection task (it reconnects by itself until `stop`).
 /// Must be called inside a tokio runtime.
 pub fn start(cfg: ClientConfig) -> (AmiClient, CallFeed) {
-    let (events_tx, events) = mpsc::channel(cfg.event_capacity.max(1));
-    let (moments_tx, moments) = mpsc::channel(cfg.event_capacity.max(1));
+    let (moments_tx, moments) = mpsc::channel(cfg.event_capacity.max(MIN_EVENT_QUEUE));
     let (finished_tx, finished) = mpsc::unbounded_channel();
     let (agents_tx, agents) = mpsc::unbounded_channel();
+    let (merged_tx, merged) = mpsc::unbounded_channel();
     let shared = Arc::new(Shared {
         agents_tx,
         state: StdMutex::new(CallState {
@@ -418,6 +491,12 @@ pub fn start(cfg: ClientConfig) -> (AmiClient, CallFeed) {
         next_id: AtomicU64::new(1),
         connected: AtomicBool::new(false),
         dropped: AtomicU64::new(0),
+        overflowed: AtomicBool::new(false),
+        overflow_wake: Notify::new(),
+        overflow_resyncs: AtomicU64::new(0),
+        queue_peak: AtomicU64::new(0),
+        version: StdMutex::new(None),
+        unsupported: StdMutex::new(None),
         connects: AtomicU64::new(0),
         refused: AtomicU64::new(0),
         healthy: AtomicBool::new(false),
@@ -425,9 +504,9 @@ pub fn start(cfg: ClientConfig) -> (AmiClient, CallFeed) {
         last_error: StdMutex::new(None),
         last_heard_ms: AtomicI64::new(0),
         outage_since_ms: AtomicI64::new(0),
-        events_tx,
         moments_tx,
         finished_tx,
+        merged_tx,
         stop: Notify::new(),
         stopped: AtomicBool::new(false),
     });
@@ -435,10 +514,10 @@ pub fn start(cfg: ClientConfig) -> (AmiClient, CallFeed) {
     (
         AmiClient { shared },
         CallFeed {
-            events,
             moments,
             finished,
             agents,
+            merged,
         },
     )
 }
@@ -458,6 +537,7 @@ async fn supervise(shared: Arc<Shared>) {
                 tracing::warn!("AMI connection closed by Asterisk");
                 "closed by Asterisk".to_owned()
             }
+            Err(e @ ClientError::Unsupported { .. }) => e.to_string(),
             Err(e) => {
                 tracing::warn!(error = %e, "AMI connection lost");
                 e.to_string()
@@ -504,6 +584,9 @@ fn fail_pending(shared: &Shared) {
             Pending::One(tx) => {
                 let _ = tx.send(Err(ClientError::Disconnected));
             }
+            Pending::Resync { tx, .. } => {
+                let _ = tx.send(Err(ClientError::Disconnected));
+            }
             Pending::List { tx, .. } => {
                 let _ = tx.send(Err(ClientError::Disconnected));
             }
@@ -530,15 +613,63 @@ async fn connect_and_run(shared: &Arc<Shared>) -> Result<(), ClientError> {
     let client = AmiClient {
         shared: shared.clone(),
     };
+    let (banner_tx, banner_rx) = oneshot::channel();
     tokio::select! {
-        r = read_loop(shared, rd) => r,
-        r = logged_in(&client) => r,
+        r = read_loop(shared, rd, banner_tx) => r,
+        r = logged_in(&client, banner_rx) => r,
     }
 }
 
-/// Login, resync, then keep-alive pings for as long as the socket lives.
-async fn logged_in(client: &AmiClient) -> Result<(), ClientError> {
+/// Reads the greeting and refuses an AMI version Ringside cannot follow,
+/// before anything is sent.
+async fn greeting(shared: &Shared, banner: oneshot::Receiver<String>) -> Result<(), ClientError> {
+    let banner = match tokio::time::timeout(shared.cfg.connect_timeout, banner).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(_)) => return Err(ClientError::Disconnected),
+        Err(_) => {
+            return Err(ClientError::Timeout(
+                "the greeting (`Asterisk Call Manager/…`)".into(),
+            ));
+        }
+    };
+    let version = banner
+        .trim()
+        .strip_prefix("Asterisk Call Manager/")
+        .map(|v| v.trim().to_owned());
+    set_text(&shared.version, version);
+    match unsupported_version(&banner) {
+        Some(version) => {
+            let e = ClientError::Unsupported {
+                version,
+                banner: banner.trim().to_owned(),
+            };
+            let why = e.to_string();
+            if get_text(&shared.unsupported).as_deref() != Some(why.as_str()) {
+                tracing::error!(banner = %banner.trim(), "AMI version not supported: {why}");
+            } else {
+                tracing::warn!(banner = %banner.trim(), "AMI version still not supported");
+            }
+            set_text(&shared.unsupported, Some(why));
+            Err(e)
+        }
+        None => {
+            if get_text(&shared.unsupported).is_some() {
+                tracing::info!(banner = %banner.trim(), "Asterisk now announces a supported AMI version");
+            }
+            set_text(&shared.unsupported, None);
+            Ok(())
+        }
+    }
+}
+
+/// Greeting, login, resync, then keep-alive pings (and catch-up resyncs
+/// after an overflow) for as long as the socket lives.
+async fn logged_in(
+    client: &AmiClient,
+    banner: oneshot::Receiver<String>,
+) -> Result<(), ClientError> {
     let shared = &client.shared;
+    greeting(shared, banner).await?;
     let url = &shared.cfg.url;
     let login = Action::new("Login").header("Username", url.user.clone());
     let login = match shared.cfg.auth {
@@ -599,7 +730,15 @@ async fn logged_in(client: &AmiClient) -> Result<(), ClientError> {
             }
         }
         let wake = resync_at.map_or(ping_at, |r| r.min(ping_at));
-        tokio::time::sleep_until(wake).await;
+        if !shared.overflowed.load(Ordering::Acquire) {
+            tokio::select! {
+                _ = tokio::time::sleep_until(wake) => {}
+                _ = shared.overflow_wake.notified() => {}
+            }
+        }
+        if shared.overflowed.load(Ordering::Acquire) {
+            client.catch_up().await?;
+        }
         if ping_at <= tokio::time::Instant::now() {
             client.action(Action::new("Ping")).await?;
             shared.healthy.store(true, Ordering::Release);
@@ -608,9 +747,14 @@ async fn logged_in(client: &AmiClient) -> Result<(), ClientError> {
     }
 }
 
-async fn read_loop(shared: &Arc<Shared>, mut rd: OwnedReadHalf) -> Result<(), ClientError> {
+async fn read_loop(
+    shared: &Arc<Shared>,
+    mut rd: OwnedReadHalf,
+    banner: oneshot::Sender<String>,
+) -> Result<(), ClientError> {
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let mut dec = Decoder::new();
+    let mut banner = Some(banner);
     loop {
         if buf.capacity() - buf.len() < 16 * 1024 {
             buf.reserve(64 * 1024);
@@ -628,7 +772,12 @@ async fn read_loop(shared: &Arc<Shared>, mut rd: OwnedReadHalf) -> Result<(), Cl
         loop {
             match dec.decode(&mut buf) {
                 Ok(Some(Frame::Message(m))) => dispatch(shared, m),
-                Ok(Some(Frame::Banner(b))) => tracing::debug!(banner = %b, "AMI greeting"),
+                Ok(Some(Frame::Banner(b))) => {
+                    tracing::debug!(banner = %b, "AMI greeting");
+                    if let Some(tx) = banner.take() {
+                        let _ = tx.send(b);
+                    }
+                }
                 Ok(None) => break,
                 Err(e) => tracing::warn!(error = %e, "skipping an AMI message"),
             }
@@ -652,6 +801,29 @@ fn dispatch(shared: &Shared, m: Message) {
                 pending.insert(id, Pending::One(tx));
                 drop(pending);
                 feed_event(shared, &m);
+            }
+            Pending::Resync {
+                known,
+                mut items,
+                tx,
+            } => {
+                if !is_event {
+                    if m.response() == Some("Error") {
+                        let message = m.get("Message").unwrap_or_default().to_owned();
+                        let _ = tx.send(Err(refusal("CoreShowChannels", message)));
+                        return;
+                    }
+                } else if m
+                    .get("EventList")
+                    .is_some_and(|v| v.eq_ignore_ascii_case("Complete"))
+                {
+                    drop(pending);
+                    let _ = tx.send(Ok(apply_channels(shared, &items, &known)));
+                    return;
+                } else {
+                    items.push(m);
+                }
+                pending.insert(id, Pending::Resync { known, items, tx });
             }
             Pending::List {
                 mut response,
@@ -695,6 +867,24 @@ fn dispatch(shared: &Shared, m: Message) {
     }
 }
 
+/// A complete `CoreShowChannels` answer, applied in order with the stream:
+/// channels not seen before start their calls at once; the calls whose
+/// channels are gone are handed back (their end may come from the CDR).
+fn apply_channels(shared: &Shared, items: &[Message], known: &HashSet<String>) -> Vec<CallEvent> {
+    let Ok(mut st) = shared.state.lock() else {
+        return Vec::new();
+    };
+    let st = &mut *st;
+    let mut out = Vec::new();
+    st.mapper.resync(items, known, Utc::now(), &mut out);
+    let (gone, now): (Vec<CallEvent>, Vec<CallEvent>) = out
+        .into_iter()
+        .partition(|e| matches!(e.kind, CallEventKind::Ended { .. }));
+    st.events.extend(now);
+    emit(shared, st);
+    gone
+}
+
 fn feed_event(shared: &Shared, m: &Message) {
     if let Some(s) = super::members::signal(m) {
         let _ = shared.agents_tx.send(s);
@@ -715,10 +905,7 @@ fn emit(shared: &Shared, st: &mut CallState) {
         if let CallEventKind::Started { .. } = e.kind {
             st.seen.insert(&e.call_id);
         }
-        st.tracker.feed_into(e.clone(), &mut st.moments);
-        if let Err(mpsc::error::TrySendError::Full(_)) = shared.events_tx.try_send(e) {
-            count_drop(shared);
-        }
+        st.tracker.feed_into(e, &mut st.moments);
     }
     st.events = events;
     for mo in st.moments.drain(..) {
@@ -726,20 +913,71 @@ fn emit(shared: &Shared, st: &mut CallState) {
             Moment::Finished(s) => {
                 let _ = shared.finished_tx.send(*s);
             }
-            other => {
-                if let Err(mpsc::error::TrySendError::Full(_)) = shared.moments_tx.try_send(other) {
-                    count_drop(shared);
-                }
+            m @ Moment::Merged { .. } => {
+                let _ = shared.merged_tx.send(m);
             }
+            other => match shared.moments_tx.try_send(other) {
+                Ok(()) => note_depth(shared),
+                Err(mpsc::error::TrySendError::Full(_)) => count_drop(shared),
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            },
         }
     }
 }
 
+fn note_depth(shared: &Shared) {
+    let tx = &shared.moments_tx;
+    let depth = (tx.max_capacity() - tx.capacity()) as u64;
+    shared.queue_peak.fetch_max(depth, Ordering::Relaxed);
+}
+
+/// A moment found no room: counted, and the session task runs a catch-up.
 fn count_drop(shared: &Shared) {
     let n = shared.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-    if n.is_power_of_two() {
-        tracing::warn!(dropped = n, "call-event consumer is slow; dropping events");
+    if !shared.overflowed.swap(true, Ordering::AcqRel) {
+        tracing::warn!(
+            dropped = n,
+            capacity = shared.moments_tx.max_capacity(),
+            "the screen-pop queue is full; dropping call events until a resync sends the live calls again"
+        );
+        shared.overflow_wake.notify_one();
     }
+}
+
+/// What a live call looks like now, as the moments that would have told
+/// it: its arrival, every phone ringing for it (and the agent who has it,
+/// who was rung for it), its answer and who is on it.
+fn snapshot(s: &CallSession, out: &mut Vec<Moment>) {
+    let call_id = &s.call_id;
+    if s.originator.is_none() {
+        out.push(Moment::Arrived {
+            call_id: call_id.clone(),
+            caller: s.caller.clone(),
+        });
+    }
+    let answered = s
+        .answered_at
+        .is_some()
+        .then_some(s.agent.as_ref())
+        .flatten();
+    for agent in s.ringing_now.iter().chain(answered) {
+        out.push(Moment::Ringing {
+            call_id: call_id.clone(),
+            agent: agent.clone(),
+            caller: s.caller.clone(),
+            queue: s.queue.clone(),
+        });
+    }
+    if let Some(agent) = answered {
+        out.push(Moment::Answered {
+            call_id: call_id.clone(),
+            agent: Some(agent.clone()),
+        });
+    }
+    out.push(Moment::Parties {
+        call_id: call_id.clone(),
+        parties: s.shown_parties.clone(),
+    });
 }
 
 impl AmiClient {
@@ -748,7 +986,8 @@ impl AmiClient {
         self.shared.connected.load(Ordering::Acquire)
     }
 
-    /// Call events and moments dropped because their consumer was slow.
+    /// Moments dropped because their consumer was slow (each overflow is
+    /// followed by a catch-up resync).
     pub fn dropped_events(&self) -> u64 {
         self.shared.dropped.load(Ordering::Relaxed)
     }
@@ -767,6 +1006,12 @@ impl AmiClient {
             degraded: get_text(&s.degraded),
             last_error: get_text(&s.last_error),
             refused: s.refused.load(Ordering::Relaxed),
+            version: get_text(&s.version),
+            unsupported: get_text(&s.unsupported),
+            dropped: s.dropped.load(Ordering::Relaxed),
+            overflow_resyncs: s.overflow_resyncs.load(Ordering::Relaxed),
+            queue_capacity: s.moments_tx.max_capacity(),
+            queue_peak: usize::try_from(s.queue_peak.load(Ordering::Relaxed)).unwrap_or(usize::MAX),
         }
     }
 
@@ -876,20 +1121,11 @@ impl AmiClient {
     /// that started and ended inside the outage are logged from it; without
     /// one (or without their record) closed calls keep uncertain times.
     pub async fn resync(&self) -> Result<(), ClientError> {
-        let known: HashSet<String> = match self.shared.state.lock() {
-            Ok(st) => st.mapper.channel_ids().map(str::to_owned).collect(),
-            Err(_) => HashSet::new(),
-        };
-        let answer = self.list(Action::new("CoreShowChannels")).await?;
+        let gone = self.channels().await?;
         let since = match self.shared.outage_since_ms.load(Ordering::Acquire) {
             0 => None,
             ms => chrono::DateTime::from_timestamp_millis(ms),
         };
-        let mut gone = Vec::new();
-        if let Ok(mut st) = self.shared.state.lock() {
-            st.mapper
-                .resync(&answer.items, &known, Utc::now(), &mut gone);
-        }
         let ended: Vec<String> = gone
             .iter()
             .filter(|e| matches!(e.kind, CallEventKind::Ended { .. }))
@@ -931,6 +1167,162 @@ impl AmiClient {
             }
         }
         emit(&self.shared, st);
+        Ok(())
+    }
+
+    /// Asks `CoreShowChannels` and has the reader apply the answer when it
+    /// is complete (see [`apply_channels`]); returns the calls found gone.
+    async fn channels(&self) -> Result<Vec<CallEvent>, ClientError> {
+        let known: HashSet<String> = match self.shared.state.lock() {
+            Ok(st) => st.mapper.channel_ids().map(str::to_owned).collect(),
+            Err(_) => HashSet::new(),
+        };
+        let action = Action::new("CoreShowChannels");
+        let id = self.next_id();
+        let (tx, rx) = oneshot::channel();
+        if let Ok(mut p) = self.shared.pending.lock() {
+            p.insert(
+                id.clone(),
+                Pending::Resync {
+                    known,
+                    items: Vec::new(),
+                    tx,
+                },
+            );
+        }
+        if let Err(e) = self.write(&action, &id).await {
+            self.forget(&id);
+            return Err(e);
+        }
+        match tokio::time::timeout(self.shared.cfg.action_timeout, rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(ClientError::Disconnected),
+            Err(_) => {
+                self.forget(&id);
+                Err(ClientError::Timeout(action.name().to_owned()))
+            }
+        }
+    }
+
+    /// After an overflow of the queue to the screen pops: Asterisk's
+    /// channels put the tracker right (`CoreShowChannels`; calls gone are
+    /// closed, new ones started; `QueueStatus` names the queue of callers
+    /// waiting in one), then every live call's state is sent again, each
+    /// call whole and in step with the stream, as the queue makes room.
+    /// Pops and states already shown are not repeated (the dispatcher sends
+    /// each once). A refused list still leaves the tracker's own view to send.
+    async fn catch_up(&self) -> Result<(), ClientError> {
+        let shared = &self.shared;
+        shared.overflowed.store(false, Ordering::Release);
+        let n = shared.overflow_resyncs.fetch_add(1, Ordering::AcqRel) + 1;
+        tracing::info!(
+            dropped = shared.dropped.load(Ordering::Relaxed),
+            resync = n,
+            "resyncing after the screen-pop queue overflowed"
+        );
+        match self.channels().await {
+            Ok(gone) => {
+                if let Ok(mut st) = shared.state.lock() {
+                    let st = &mut *st;
+                    for e in gone {
+                        let CallEventKind::Ended { cause } = e.kind else {
+                            continue;
+                        };
+                        st.events.push(CallEvent {
+                            at: e.at,
+                            kind: CallEventKind::Lost { cause },
+                            call_id: e.call_id,
+                        });
+                    }
+                    emit(shared, st);
+                }
+            }
+            Err(e @ ClientError::NotPermitted { .. }) | Err(e @ ClientError::Rejected { .. }) => {
+                tracing::warn!(error = %e, "catch-up without Asterisk's channel list");
+            }
+            Err(e) => return Err(e),
+        }
+        self.queue_status().await?;
+        let calls: Vec<String> = match shared.state.lock() {
+            Ok(st) => st.tracker.live().map(|s| s.call_id.clone()).collect(),
+            Err(_) => Vec::new(),
+        };
+        let mut moments = Vec::new();
+        for call in calls {
+            let mut room = 0;
+            loop {
+                let permits = if room == 0 {
+                    None
+                } else {
+                    match shared.moments_tx.reserve_many(room).await {
+                        Ok(p) => Some(p),
+                        Err(_) => return Ok(()),
+                    }
+                };
+                let Ok(st) = shared.state.lock() else {
+                    return Ok(());
+                };
+                let Some(s) = st.tracker.get(&call) else {
+                    break;
+                };
+                moments.clear();
+                snapshot(s, &mut moments);
+                match permits {
+                    Some(permits) if moments.len() <= room => {
+                        for (permit, m) in permits.zip(moments.drain(..)) {
+                            permit.send(m);
+                        }
+                        note_depth(shared);
+                        break;
+                    }
+                    _ => room = moments.len().min(shared.moments_tx.max_capacity()),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `QueueStatus`: the callers waiting in queues, so a call the tracker
+    /// has without its queue (its join was not seen) gets it.
+    async fn queue_status(&self) -> Result<(), ClientError> {
+        let answer = match self.list(Action::new("QueueStatus")).await {
+            Ok(a) => a,
+            Err(e @ (ClientError::NotPermitted { .. } | ClientError::Rejected { .. })) => {
+                tracing::warn!(error = %e, "catch-up without the queues' callers");
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        let shared = &self.shared;
+        let Ok(mut st) = shared.state.lock() else {
+            return Ok(());
+        };
+        let st = &mut *st;
+        let now = Utc::now();
+        for entry in answer
+            .items
+            .iter()
+            .filter(|m| m.event() == Some("QueueEntry"))
+        {
+            let (Some(queue), Some(call)) = (
+                entry.get("Queue"),
+                entry
+                    .get("Uniqueid")
+                    .and_then(|u| st.mapper.call_of_channel(u)),
+            ) else {
+                continue;
+            };
+            if st.tracker.get(call).is_some_and(|s| s.queue.is_none()) {
+                st.events.push(CallEvent {
+                    call_id: call.to_owned(),
+                    at: now,
+                    kind: CallEventKind::Queued {
+                        queue: queue.to_owned(),
+                    },
+                });
+            }
+        }
+        emit(shared, st);
         Ok(())
     }
 

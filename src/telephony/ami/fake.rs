@@ -6,7 +6,9 @@
 //! reconnect, and it can be shut down and started again on the same port with
 //! the same script, like an Asterisk restart seen from the CRM. It can refuse
 //! chosen actions with `Permission denied`, like an account without the
-//! action's privilege class.
+//! action's privilege class, greet with another version's banner (an
+//! Asterisk 11 says `Asterisk Call Manager/1.3`), and hold its events back
+//! until the test lets them go.
 //!
 //! Owns only the imitation of Asterisk; it must not share code paths with the
 //! client beyond the codec, so tests exercise the client against the wire.
@@ -58,6 +60,14 @@ pub struct FakeScript {
     /// exist.")`, `("CoreShowChannels", "Permission denied")`), as Asterisk
     /// answers what its dialplan or the account's classes do not allow.
     pub refusals: Vec<(String, String)>,
+    /// The greeting line sent on connect (without its line end), as
+    /// Asterisk announces its AMI version: `Asterisk Call Manager/11.0.0`
+    /// (Asterisk 22), `Asterisk Call Manager/2.10.4` (13),
+    /// `Asterisk Call Manager/1.3` (11).
+    pub banner: String,
+    /// Hold the events back after login until [`FakeState::release`], so a
+    /// test can open its tabs first; the script then streams as paced.
+    pub held: bool,
 }
 
 impl FakeScript {
@@ -71,9 +81,14 @@ impl FakeScript {
             pace: Pace::Full,
             drops: Vec::new(),
             refusals: Vec::new(),
+            banner: DEFAULT_BANNER.into(),
+            held: false,
         }
     }
 }
+
+/// What Asterisk 22 says on connect.
+pub const DEFAULT_BANNER: &str = "Asterisk Call Manager/11.0.0";
 
 /// A demo stream for `ringside demo`: `copies` rounds of the captured calls
 /// (direct, queue, abandoned, busy, click-to-call), renumbered, a new call
@@ -108,6 +123,8 @@ struct Progress {
     /// Live channels by Uniqueid, as CoreShowChannels reports them.
     channels: BTreeMap<String, Vec<(String, String)>>,
     actions: Vec<Message>,
+    /// TCP connections accepted, logged in or not.
+    connections: usize,
 }
 
 /// State shared by every incarnation of a fake server (survives restarts).
@@ -116,6 +133,8 @@ pub struct FakeState {
     script: FakeScript,
     progress: StdMutex<Progress>,
     done_tx: watch::Sender<bool>,
+    /// `true` once the events may flow (at once unless the script is held).
+    release_tx: watch::Sender<bool>,
 }
 
 impl FakeState {
@@ -128,10 +147,23 @@ impl FakeState {
                 drops,
                 channels: BTreeMap::new(),
                 actions: Vec::new(),
+                connections: 0,
             }),
+            release_tx: watch::channel(!script.held).0,
             script,
             done_tx: watch::channel(false).0,
         })
+    }
+
+    /// Lets a held script stream its events.
+    pub fn release(&self) {
+        self.release_tx.send_replace(true);
+    }
+
+    /// TCP connections accepted so far (a client that refuses the
+    /// greeting connects without logging in).
+    pub fn connections(&self) -> usize {
+        self.progress.lock().map(|p| p.connections).unwrap_or(0)
     }
 
     /// Events streamed (or lost) so far.
@@ -285,15 +317,13 @@ async fn serve(listener: TcpListener, state: Arc<FakeState>, stop: Arc<Notify>) 
 
 async fn connection(sock: TcpStream, state: Arc<FakeState>) {
     let _ = sock.set_nodelay(true);
+    if let Ok(mut p) = state.progress.lock() {
+        p.connections += 1;
+    }
     let (mut rd, wr) = sock.into_split();
     let wr = Arc::new(Mutex::new(wr));
-    if wr
-        .lock()
-        .await
-        .write_all(b"Asterisk Call Manager/11.0.0\r\n")
-        .await
-        .is_err()
-    {
+    let banner = format!("{}\r\n", state.script.banner);
+    if wr.lock().await.write_all(banner.as_bytes()).await.is_err() {
         return;
     }
     let mut buf = BytesMut::with_capacity(4096);
@@ -477,6 +507,12 @@ fn core_show_channels(state: &FakeState, id: &str) -> BytesMut {
 
 /// Streams script events from the shared cursor until the end or a drop point.
 async fn stream(state: Arc<FakeState>, wr: Arc<Mutex<OwnedWriteHalf>>, hang_up: Arc<Notify>) {
+    let mut released = state.release_tx.subscribe();
+    while !*released.borrow_and_update() {
+        if released.changed().await.is_err() {
+            return;
+        }
+    }
     let mut prev_t: Option<u64> = None;
     loop {
         let (t, speed_wait) = {

@@ -840,6 +840,11 @@ impl Mapper {
         phones.first().map(|(_, d)| (*d).clone())
     }
 
+    /// The call a channel (`Uniqueid`) belongs to, while it is up.
+    pub fn call_of_channel(&self, uid: &str) -> Option<&str> {
+        self.chans.get(uid).map(|c| c.linkedid.as_str())
+    }
+
     /// Ids (`Uniqueid`) of the channels the mapper believes are up.
     pub fn channel_ids(&self) -> impl Iterator<Item = &str> {
         self.chans.keys().map(String::as_str)
